@@ -1,0 +1,8 @@
+/* attn.h: the umbrella header of libattn; include this one. */
+#ifndef ATTN_ATTN_H
+#define ATTN_ATTN_H
+
+#include "common.h"
+#include "rnn.h"
+
+#endif /* ATTN_ATTN_H */

@@ -1,0 +1,107 @@
+/*
+ * core.h: the private mechanics every family shares (never installed, never exported).
+ * Errors, checked arithmetic, options reading, aligned allocation, workspaces, the parameter
+ * registry, and the typed BLAS/LAPACK wrappers and element-wise kernels (the only place that
+ * talks to BLAS/LAPACK, so every matmul can be counted, tested and swapped here).
+ */
+#ifndef ATTN_CORE_H
+#define ATTN_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/common.h"
+
+#define ATTN__ALIGN 64
+
+/* ---- errors (errors.c) -------------------------------------------------------------------- */
+
+/* Formats the thread-local message (conventionally "function: what is wrong (values)") and
+ * returns `status`, so validation reads `return attn__fail(ATTN_E_SHAPE, "...", ...);`. */
+attn_status attn__fail(attn_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- checked arithmetic (errors.c) -------------------------------------------------------- */
+
+/* *out = a * b; false when a or b is negative or the product overflows int64. */
+bool attn__mul(int64_t a, int64_t b, int64_t *out);
+/* *out = a * b * c, same rules. */
+bool attn__mul3(int64_t a, int64_t b, int64_t c, int64_t *out);
+/* True when 0 <= v <= INT32_MAX: the index range of LP64 BLAS/LAPACK. */
+bool attn__fits_blas_int(int64_t v);
+
+/* ---- options structs (errors.c) ----------------------------------------------------------- */
+
+/* Copies a caller's options struct into `dst` (which already holds the defaults), following the
+ * struct_size protocol of CONVENTIONS.md: sizes below `first_size` are rejected, bytes beyond
+ * `known_size` must be zero (a newer caller asking for something this library does not know),
+ * and the trailing uint32_t flags of the known struct must be 0. `fn` names the caller. */
+attn_status attn__options_read(const char *fn, void *dst, size_t known_size, size_t first_size,
+                               const void *src);
+
+/* ---- memory (workspace.c) ----------------------------------------------------------------- */
+
+void *attn__alloc(size_t bytes); /* ATTN__ALIGN-aligned, NULL on failure (also for 0 bytes) */
+void *attn__calloc(size_t bytes);
+void attn__free(void *p);
+
+struct attn_workspace {
+    void *data;
+    size_t size;
+};
+
+/* Bump-allocation plan for one forward call: each take() reserves an aligned block and returns its
+ * offset; `bytes` is then the total to reserve. The same plan function serves forward and cost, so
+ * the reported workspace_bytes is by construction what forward uses. */
+typedef struct attn_ws_plan {
+    size_t bytes;
+} attn_ws_plan;
+size_t attn__plan_take(attn_ws_plan *plan, size_t bytes);
+
+/* Makes `ws` (or, when ws is NULL, the caller-stack `local`) hold at least `bytes`, and returns the
+ * base pointer in *base. Release `local` with attn__workspace_release after the call. */
+attn_status attn__workspace_reserve(const char *fn, attn_workspace *ws, attn_workspace *local, size_t bytes,
+                                    char **base);
+void attn__workspace_release(attn_workspace *local);
+
+/* ---- parameter registry (params.c) -------------------------------------------------------- */
+
+typedef enum attn_init_law {
+    ATTN_INIT_UNIFORM = 0, /* U(-a, a) */
+    ATTN_INIT_CONSTANT = 1, /* every element = a */
+    ATTN_INIT_NORMAL = 2,   /* N(0, a^2) */
+} attn_init_law;
+
+attn_status attn__params_create(attn_params **out);
+void attn__params_destroy(attn_params *p);
+/* Declares a tensor (name copied; ndim 1..4; every extent >= 1) with its init law. Returns its
+ * index in *index (may be NULL). Tensors are listed in declaration order. Only before finalize. */
+attn_status attn__params_add(attn_params *p, const char *name, int64_t ndim, const int64_t *shape,
+                             attn_init_law law, float a, int64_t *index);
+/* An extra name accepted by attn_params_load (and find) for an existing tensor; never listed. */
+attn_status attn__params_alias(attn_params *p, const char *alias, int64_t index);
+/* Allocates one contiguous, aligned block for all tensors and runs attn_params_init(p, 0). */
+attn_status attn__params_finalize(attn_params *p);
+float *attn__params_data(attn_params *p, int64_t index);
+const float *attn__params_cdata(const attn_params *p, int64_t index);
+int64_t attn__params_total(const attn_params *p); /* sum of counts */
+
+/* ---- BLAS / LAPACK (blas.c) --------------------------------------------------------------- */
+
+/* Row-major C = alpha * op(A) * op(B) + beta * C, op(A) m-by-k, op(B) k-by-n. Callers validate
+ * that every size and leading dimension fits attn__fits_blas_int. */
+void attn__sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/* Name, configuration and thread count of the BLAS in use. */
+const char *attn__blas_config(void);
+int attn__blas_threads(void);
+
+/* ---- element-wise kernels (kernels.c) ----------------------------------------------------- */
+/* In place over n contiguous floats; vectorized, accurate to a few ulp against libm. */
+void attn__sigmoid(float *x, int64_t n);
+void attn__tanh(float *x, int64_t n);
+void attn__relu(float *x, int64_t n);
+/* y[i] += x[i] */
+void attn__add(float *y, const float *x, int64_t n);
+
+#endif /* ATTN_CORE_H */
