@@ -35,8 +35,8 @@ bool attn__fits_blas_int(int64_t v);
 /* Copies a caller's options struct into `dst` (which already holds the defaults), following the
  * struct_size protocol of CONVENTIONS.md: sizes below `first_size` are rejected, bytes beyond
  * `known_size` must be zero (a newer caller asking for something this library does not know),
- * and the trailing uint32_t flags of the known struct must be 0. `fn` names the caller. */
-attn_status attn__options_read(const char *fn, void *dst, size_t known_size, size_t first_size,
+ * and the uint32_t flags at `flags_offset` must be 0. `fn` names the caller. */
+attn_status attn__options_read(const char *fn, void *dst, size_t known_size, size_t first_size, size_t flags_offset,
                                const void *src);
 
 /* ---- memory (workspace.c) ----------------------------------------------------------------- */

@@ -1,0 +1,86 @@
+/* Element-wise kernels shared by every family.
+ *
+ * libm's expf/tanhf are scalar calls that keep the compiler from vectorizing a loop; the gate math of
+ * a recurrent step is otherwise a large share of its time. These are the Cephes single-precision
+ * algorithms (range reduction + minimax polynomial, within ~2 ulp of libm), written so that gcc
+ * vectorizes the loops; target_clones adds AVX2 and AVX-512 variants chosen at load time. */
+#include "core/core.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ATTN_NO_CLONES)
+#define ATTN_VECTOR_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define ATTN_VECTOR_CLONES
+#endif
+/* Helpers must be inlined into each clone, or the clones lose vectorization. */
+#if defined(__GNUC__)
+#define ATTN_INLINE static inline __attribute__((always_inline))
+#else
+#define ATTN_INLINE static inline
+#endif
+
+ATTN_INLINE float bits_to_float(int32_t bits)
+{
+    union { int32_t i; float f; } u = {.i = bits};
+    return u.f;
+}
+
+/* Cephes expf, for arguments clamped to [-87.3, 88] so that 2^n stays a normal number (NaN stays NaN).
+ * n = round(x / ln 2) comes from the 1.5 * 2^23 trick rather than floor(): gcc does not vectorize the
+ * compare-and-select form of floor for AVX targets. */
+ATTN_INLINE float exp_approx(float x)
+{
+    x = x < 88.0f ? x : 88.0f;
+    x = x > -87.3365447505531f ? x : -87.3365447505531f;
+    const float round_magic = 12582912.0f;
+    float n = (x * 1.44269504088896341f + round_magic) - round_magic;
+    x = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float z = x * x;
+    float p = 1.9875691500e-4f;
+    p = p * x + 1.3981999507e-3f;
+    p = p * x + 8.3334519073e-3f;
+    p = p * x + 4.1665795894e-2f;
+    p = p * x + 1.6666665459e-1f;
+    p = p * x + 5.0000001201e-1f;
+    p = p * z + x + 1.0f;
+    return p * bits_to_float(((int32_t)n + 127) << 23);
+}
+
+/* Cephes tanhf: an odd polynomial near 0 (where 1 - 2/(e^2x + 1) would cancel), the exp form beyond. */
+ATTN_INLINE float tanh_approx(float x)
+{
+    float ax = x < 0.0f ? -x : x;
+    float z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * x + x;
+    float big = 1.0f - 2.0f / (exp_approx(2.0f * ax) + 1.0f);
+    big = x < 0.0f ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+ATTN_VECTOR_CLONES void attn__sigmoid(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 1.0f / (1.0f + exp_approx(-x[i]));
+}
+
+ATTN_VECTOR_CLONES void attn__tanh(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = tanh_approx(x[i]);
+}
+
+ATTN_VECTOR_CLONES void attn__relu(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+ATTN_VECTOR_CLONES void attn__add(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += x[i];
+}

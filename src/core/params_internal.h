@@ -1,0 +1,42 @@
+/*
+ * params_internal.h: the layout of attn_params, shared by the registry (params.c) and the
+ * safetensors reader and writer (safetensors.c). Nothing outside src/core/ includes it.
+ */
+#ifndef ATTN_PARAMS_INTERNAL_H
+#define ATTN_PARAMS_INTERNAL_H
+
+#include "core/core.h"
+
+typedef struct attn__tensor {
+    char *name;
+    int64_t ndim;
+    int64_t shape[4]; /* trailing entries 0 */
+    int64_t count;
+    int64_t offset; /* in floats from attn_params.data; a multiple of ATTN__ALIGN bytes */
+    attn_init_law law;
+    float a;
+} attn__tensor;
+
+typedef struct attn__alias {
+    char *name;
+    int64_t index;
+} attn__alias;
+
+struct attn_params {
+    attn__tensor *tensors;
+    int64_t n, cap;
+    attn__alias *aliases;
+    int64_t n_aliases, cap_aliases;
+    float *data;   /* NULL until finalize */
+    int64_t block; /* floats in data, alignment padding included */
+    int64_t total; /* sum of counts */
+};
+
+/* Index of the tensor called `name` or having it as an alias; -1 if none. */
+int64_t attn__params_lookup(const attn_params *p, const char *name);
+/* Validates that p is non-NULL and finalized, naming `fn` in the message. */
+attn_status attn__params_check(const attn_params *p, const char *fn);
+/* Writes "[d0, d1, ...]" into buf (always terminated). */
+void attn__shape_str(char *buf, size_t size, int64_t ndim, const int64_t *shape);
+
+#endif /* ATTN_PARAMS_INTERNAL_H */
