@@ -29,7 +29,7 @@ struct attn_rnn {
 typedef struct rnn_plan {
     attn_ws_plan ws;
     size_t proj;      /* P [B, T, G*H]: input projection of every step */
-    size_t rec;       /* Hr [B, G*H]: recurrent product of one step, then the gates */
+    size_t rec;       /* GRU: [B, G*H] recurrent product of one step, then the gates */
     size_t low_rank;  /* [B, rank]: V h of one step */
     size_t cell;      /* c [B, H]: LSTM cell state */
     size_t bias;      /* [G*H]: b_ih + b_hh, except GRU's n block (b_in only) */
@@ -216,7 +216,8 @@ static rnn_plan make_plan(const attn_rnn *rnn, int64_t batch, int64_t seq_len)
     const size_t h = (size_t)rnn->opt.hidden_size, gh = (size_t)rnn->gates * h;
     rnn_plan p = {0};
     p.proj = attn__plan_take(&p.ws, b * t * gh * f);
-    p.rec = attn__plan_take(&p.ws, b * gh * f);
+    if (rnn->opt.cell == ATTN_CELL_GRU)
+        p.rec = attn__plan_take(&p.ws, b * gh * f);
     if (rnn->opt.recurrence == ATTN_RECURRENCE_LOW_RANK)
         p.low_rank = attn__plan_take(&p.ws, b * (size_t)rnn->opt.rank * f);
     if (rnn->opt.cell == ATTN_CELL_LSTM)
@@ -256,30 +257,30 @@ attn_status attn_rnn_cost(const attn_rnn *rnn, int64_t batch, int64_t seq_len, a
 }
 
 /* ---- cells: one batch row of one step ------------------------------------------------------- *
- * gates: the row of Hr (recurrent product, all zeros when the previous state is zero);
- * proj: the step's input projection; h_prev: previous state or NULL for zeros; h_out: new state. */
+ * Elman and LSTM: `gates` holds W_ih x + R(h) (the recurrent GEMM accumulated into the step's input
+ * projection). GRU keeps the two apart, since R_n(h) must be scaled by r before meeting W_in x:
+ * `gates` holds R(h) and `proj` W_ih x. h_prev is NULL for a zero state. */
 
 typedef struct cell_args {
     int64_t hidden;
     const float *bias, *bias_hn;
 } cell_args;
 
-static void elman_step(const cell_args *a, bool relu, float *gates, const float *proj, float *h_out)
+static void elman_step(const cell_args *a, bool relu, const float *gates, float *h_out)
 {
     const int64_t n = a->hidden;
     for (int64_t j = 0; j < n; j++)
-        h_out[j] = gates[j] + proj[j] + a->bias[j];
+        h_out[j] = gates[j] + a->bias[j];
     if (relu)
         attn__relu(h_out, n);
     else
         attn__tanh(h_out, n);
 }
 
-static void lstm_step(const cell_args *a, float *gates, const float *proj, float *c, float *h_out)
+static void lstm_step(const cell_args *a, float *gates, float *c, float *h_out)
 {
     const int64_t n = a->hidden;
-    for (int64_t j = 0; j < 4 * n; j++)
-        gates[j] += proj[j] + a->bias[j];
+    attn__add(gates, a->bias, 4 * n);
     float *in = gates, *forget = gates + n, *cand = gates + 2 * n, *outg = gates + 3 * n;
     attn__sigmoid(gates, 2 * n);
     attn__tanh(cand, n);
@@ -352,30 +353,38 @@ static void run_direction(const attn_rnn *rnn, const rnn_plan *plan, char *ws, i
 
     const float *h_prev = h0 ? h0 + unit * batch * h : NULL;
     int64_t h_prev_ld = h; /* h0 rows are contiguous; later states are rows of `out` */
+    const bool gru = o->cell == ATTN_CELL_GRU;
     for (int64_t s = 0; s < seq_len; s++) {
         const int64_t step = dir ? seq_len - 1 - s : s;
+        float *step_proj = proj + step * gh;
+        /* Elman/LSTM accumulate R(h) into the step's rows of P (beta = 1: no separate add and no
+         * zeroing pass); GRU needs R(h) on its own. */
+        float *acc = gru ? rec : step_proj;
+        const int64_t acc_ld = gru ? gh : seq_len * gh;
+        const float beta = gru ? 0.0f : 1.0f;
         if (!h_prev) {
-            memset(rec, 0, (size_t)(batch * gh) * sizeof(float));
+            if (gru)
+                memset(rec, 0, (size_t)(batch * gh) * sizeof(float));
         } else if (o->recurrence == ATTN_RECURRENCE_DENSE) {
             attn__sgemm(false, true, batch, gh, h, 1.0f, h_prev, h_prev_ld, attn__params_cdata(params, t->w_hh), h,
-                        0.0f, rec, gh);
+                        beta, acc, acc_ld);
         } else {
             float *low = (float *)(ws + plan->low_rank);
             attn__sgemm(false, true, batch, o->rank, h, 1.0f, h_prev, h_prev_ld,
                         attn__params_cdata(params, t->w_hh_v), h, 0.0f, low, o->rank);
             attn__sgemm(false, true, batch, gh, o->rank, 1.0f, low, o->rank, attn__params_cdata(params, t->w_hh_u),
-                        o->rank, 0.0f, rec, gh);
+                        o->rank, beta, acc, acc_ld);
         }
         float *h_step = out + step * out_width + dir * h;
         for (int64_t b = 0; b < batch; b++) {
-            float *gates = rec + b * gh, *h_out = h_step + b * seq_len * out_width;
-            const float *p = proj + (b * seq_len + step) * gh;
-            const float *hp = h_prev ? h_prev + b * h_prev_ld : NULL;
+            float *gates = acc + b * acc_ld, *h_out = h_step + b * seq_len * out_width;
             switch (o->cell) {
-            case ATTN_CELL_RNN_TANH: elman_step(&args, false, gates, p, h_out); break;
-            case ATTN_CELL_RNN_RELU: elman_step(&args, true, gates, p, h_out); break;
-            case ATTN_CELL_LSTM: lstm_step(&args, gates, p, cell + b * h, h_out); break;
-            default: gru_step(&args, gates, p, hp, h_out); break;
+            case ATTN_CELL_RNN_TANH: elman_step(&args, false, gates, h_out); break;
+            case ATTN_CELL_RNN_RELU: elman_step(&args, true, gates, h_out); break;
+            case ATTN_CELL_LSTM: lstm_step(&args, gates, cell + b * h, h_out); break;
+            default:
+                gru_step(&args, gates, step_proj + b * seq_len * gh, h_prev ? h_prev + b * h_prev_ld : NULL, h_out);
+                break;
             }
         }
         h_prev = h_step;
