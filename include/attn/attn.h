@@ -4,5 +4,6 @@
 
 #include "common.h"
 #include "rnn.h"
+#include "attention.h"
 
 #endif /* ATTN_ATTN_H */

@@ -103,5 +103,14 @@ void attn__tanh(float *x, int64_t n);
 void attn__relu(float *x, int64_t n);
 /* y[i] += x[i] */
 void attn__add(float *y, const float *x, int64_t n);
+/* x[i] *= a */
+void attn__scale(float *x, int64_t n, float a);
+/* Largest element (-INFINITY for n = 0; NaN elements are skipped). */
+float attn__max(const float *x, int64_t n);
+/* x[i] = exp(x[i] - shift) (exactly 0 below e^-87.3, so exp(-inf) = 0); returns the sum. */
+float attn__exp_sum(float *x, int64_t n, float shift);
+/* Max-subtracted softmax in place. mask: n bytes, nonzero = ignore (its entry becomes 0), or NULL.
+ * A row whose every entry is masked becomes all zeros, never NaN. */
+void attn__softmax(float *x, int64_t n, const uint8_t *mask);
 
 #endif /* ATTN_CORE_H */

@@ -4,6 +4,8 @@
  * a recurrent step is otherwise a large share of its time. These are the Cephes single-precision
  * algorithms (range reduction + minimax polynomial, within ~2 ulp of libm), written so that gcc
  * vectorizes the loops; target_clones adds AVX2 and AVX-512 variants chosen at load time. */
+#include <math.h>
+
 #include "core/core.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ATTN_NO_CLONES)
@@ -24,11 +26,13 @@ ATTN_INLINE float bits_to_float(int32_t bits)
     return u.f;
 }
 
-/* Cephes expf, for arguments clamped to [-87.3, 88] so that 2^n stays a normal number (NaN stays NaN).
+/* Cephes expf, for arguments clamped to [-87.3, 88] so that 2^n stays a normal number; below that it
+ * returns 0 (NaN stays NaN).
  * n = round(x / ln 2) comes from the 1.5 * 2^23 trick rather than floor(): gcc does not vectorize the
  * compare-and-select form of floor for AVX targets. */
 ATTN_INLINE float exp_approx(float x)
 {
+    const bool underflow = x < -87.3365447505531f; /* also exp(-inf) of masked scores: exactly 0 */
     x = x < 88.0f ? x : 88.0f;
     x = x > -87.3365447505531f ? x : -87.3365447505531f;
     const float round_magic = 12582912.0f;
@@ -42,7 +46,8 @@ ATTN_INLINE float exp_approx(float x)
     p = p * x + 1.6666665459e-1f;
     p = p * x + 5.0000001201e-1f;
     p = p * z + x + 1.0f;
-    return p * bits_to_float(((int32_t)n + 127) << 23);
+    float r = p * bits_to_float(((int32_t)n + 127) << 23);
+    return underflow ? 0.0f : r;
 }
 
 /* Cephes tanhf: an odd polynomial near 0 (where 1 - 2/(e^2x + 1) would cancel), the exp form beyond. */
@@ -83,4 +88,64 @@ ATTN_VECTOR_CLONES void attn__add(float *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         y[i] += x[i];
+}
+
+/* Reductions keep LANES partial results so that gcc vectorizes them without reassociating floats
+ * (-ffast-math); the lanes are combined at the end. */
+enum { LANES = 16 };
+
+ATTN_VECTOR_CLONES float attn__max(const float *x, int64_t n)
+{
+    float lane[LANES];
+    for (int l = 0; l < LANES; l++)
+        lane[l] = -INFINITY;
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
+    for (; i < n; i++)
+        lane[0] = x[i] > lane[0] ? x[i] : lane[0];
+    float m = lane[0];
+    for (int l = 1; l < LANES; l++)
+        m = lane[l] > m ? lane[l] : m;
+    return m;
+}
+
+ATTN_VECTOR_CLONES float attn__exp_sum(float *x, int64_t n, float shift)
+{
+    float lane[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            x[i + l] = exp_approx(x[i + l] - shift);
+            lane[l] += x[i + l];
+        }
+    for (; i < n; i++) {
+        x[i] = exp_approx(x[i] - shift);
+        lane[0] += x[i];
+    }
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        sum += lane[l];
+    return sum;
+}
+
+ATTN_VECTOR_CLONES void attn__scale(float *x, int64_t n, float a)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= a;
+}
+
+void attn__softmax(float *x, int64_t n, const uint8_t *mask)
+{
+    if (mask)
+        for (int64_t i = 0; i < n; i++)
+            x[i] = mask[i] ? -INFINITY : x[i];
+    const float m = attn__max(x, n);
+    if (m == -INFINITY) { /* every entry masked: zeros, never NaN */
+        for (int64_t i = 0; i < n; i++)
+            x[i] = 0.0f;
+        return;
+    }
+    attn__scale(x, n, 1.0f / attn__exp_sum(x, n, m));
 }

@@ -222,7 +222,7 @@ static attn_status locate(const attn_params *p, const char *fn, const char *name
 
 attn_status attn_params_find(const attn_params *p, const char *name, attn_tensor_info *out)
 {
-    const attn__tensor *t;
+    const attn__tensor *t = NULL;
     attn_status s = locate(p, "attn_params_find", name, out, "out", &t);
     if (!s)
         fill_info(t, out);
@@ -245,7 +245,7 @@ static attn_status locate_data(const attn_params *p, const char *fn, const char 
 attn_status attn_params_set(attn_params *p, const char *name, const float *data, int64_t count)
 {
     static const char fn[] = "attn_params_set";
-    const attn__tensor *t;
+    const attn__tensor *t = NULL;
     attn_status s = locate_data(p, fn, name, data, "data", count, &t);
     if (s)
         return s;
@@ -259,7 +259,7 @@ attn_status attn_params_set(attn_params *p, const char *name, const float *data,
 
 attn_status attn_params_get(const attn_params *p, const char *name, float *out, int64_t count)
 {
-    const attn__tensor *t;
+    const attn__tensor *t = NULL;
     attn_status s = locate_data(p, "attn_params_get", name, out, "out", count, &t);
     if (!s)
         memcpy(out, p->data + t->offset, (size_t)count * sizeof *out);
