@@ -1,0 +1,8 @@
+# Install test: installs this build into a fresh temporary prefix and builds and runs a consumer
+# through pkg-config and through find_package(attn) (driver: tests/install/run.sh).
+# Runs after the build is complete, as ctest always does; `cmake --install` builds nothing itself.
+add_test(NAME install
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/install/run.sh
+          ${PROJECT_BINARY_DIR} ${CMAKE_C_COMPILER} ${CMAKE_COMMAND} $<BOOL:${ATTN_SANITIZE}>)
+# Configures a CMake project (compiler detection) and compiles twice: give it room on a busy machine.
+set_tests_properties(install PROPERTIES TIMEOUT 300 LABELS "packaging")
