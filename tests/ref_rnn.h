@@ -1,0 +1,37 @@
+/*
+ * ref_rnn.h: a float64 reference of attn_rnn (SPEC.md §1), written from the equations and
+ * independent of the library's code: it only uses the public API to read the handle's options
+ * and weights. Shared by every test that needs ground truth for the recurrent family.
+ */
+#ifndef ATTN_TEST_REF_RNN_H
+#define ATTN_TEST_REF_RNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/rnn.h"
+
+/* Gates per cell: 1 (Elman), 4 (LSTM), 3 (GRU); 0 for an unknown cell. */
+int64_t ref_rnn_gates(int32_t cell);
+
+/* "<base>_l<layer><suffix>", plus "_reverse" for direction 1:
+ * ("weight_hh", 0, "_u", 1) gives "weight_hh_l0_u_reverse". */
+void ref_rnn_tensor_name(char *buf, size_t size, const char *base, int64_t layer, const char *suffix,
+                         int64_t direction);
+
+/* A new malloc'ed float64 copy of tensor `name` of `p` (caller frees); NULL when the tensor does
+ * not exist or its element count differs from `expected_count`. */
+double *ref_params_get_f64(const attn_params *p, const char *name, int64_t expected_count);
+
+/* The effective recurrent matrix (G*H, H) of one layer and direction in float64: weight_hh for
+ * DENSE, the product U V for LOW_RANK. Returns 0 on success, -1 otherwise. */
+int ref_rnn_recurrent_matrix(attn_rnn *rnn, int64_t layer, int64_t direction, double *out);
+
+/* The forward pass in float64 with PyTorch's semantics.
+ *   x [B,T,I]; h0, c0 [L*D,B,H] or NULL for zeros (c0 is used by LSTM only);
+ *   y [B,T,D*H]; h_n, c_n [L*D,B,H] or NULL when not wanted (c_n is written by LSTM only).
+ * Returns 0 on success, -1 for options it does not model (KRONECKER) or missing tensors. */
+int ref_rnn_forward(attn_rnn *rnn, int64_t batch, int64_t seq_len, const float *x, const float *h0,
+                    const float *c0, double *y, double *h_n, double *c_n);
+
+#endif /* ATTN_TEST_REF_RNN_H */
