@@ -33,8 +33,8 @@ ATTN_INLINE float bits_to_float(int32_t bits)
 ATTN_INLINE float exp_approx(float x)
 {
     const bool underflow = x < -87.3365447505531f; /* also exp(-inf) of masked scores: exactly 0 */
-    x = x < 88.0f ? x : 88.0f;
-    x = x > -87.3365447505531f ? x : -87.3365447505531f;
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -87.3365447505531f ? -87.3365447505531f : x;
     const float round_magic = 12582912.0f;
     float n = (x * 1.44269504088896341f + round_magic) - round_magic;
     x = x - n * 0.693359375f - n * -2.12194440e-4f;

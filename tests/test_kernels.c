@@ -1,0 +1,161 @@
+/* The element-wise kernels of src/core/kernels.c against libm (double), over the whole float range that
+ * matters, at every vector-tail length; and the softmax contract (max-subtracted, masks, fully masked
+ * rows give zeros, never NaN). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+
+enum { N = 4099 }; /* not a multiple of any vector width, so every tail path runs */
+
+/* Arguments spread over [lo, hi] plus the edges. */
+static void fill(float *x, int64_t n, float lo, float hi)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * (float)i / (float)(n - 1);
+}
+
+/* Error in units of the float spacing at the reference value (absolute near 0, where the kernels'
+ * relative error is not the meaningful measure below FLT_MIN-scale values). */
+static double ulps(float got, double want)
+{
+    double spacing = fmax(ldexp(fabs(want), -23), ldexp(1.0, -149));
+    return fabs((double)got - want) / spacing;
+}
+
+static void check_unary(void (*kernel)(float *, int64_t), double (*ref)(double), float lo, float hi, double max_ulps)
+{
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    fill(x, N, lo, hi);
+    for (int64_t n = 1; n <= 67; n += 11) { /* short lengths: scalar and tail paths */
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i * (N / n)];
+        kernel(y, n);
+        for (int64_t i = 0; i < n; i++)
+            assert_true(ulps(y[i], ref(x[i * (N / n)])) <= max_ulps);
+    }
+    for (int64_t i = 0; i < N; i++)
+        y[i] = x[i];
+    kernel(y, N);
+    double worst = 0;
+    for (int64_t i = 0; i < N; i++)
+        worst = fmax(worst, ulps(y[i], ref(x[i])));
+    print_message("worst error %.2f ulp over [%g, %g]\n", worst, lo, hi);
+    assert_true(worst <= max_ulps);
+    free(x);
+    free(y);
+}
+
+static double sigmoid_ref(double x) { return 1.0 / (1.0 + exp(-x)); }
+static double relu_ref(double x) { return x > 0 ? x : 0; }
+
+static void test_sigmoid(void **state)
+{
+    (void)state;
+    check_unary(attn__sigmoid, sigmoid_ref, -30.0f, 30.0f, 4.0);
+    check_unary(attn__sigmoid, sigmoid_ref, -1e-3f, 1e-3f, 4.0);
+}
+
+static void test_tanh(void **state)
+{
+    (void)state;
+    check_unary(attn__tanh, tanh, -12.0f, 12.0f, 4.0);
+    check_unary(attn__tanh, tanh, -0.7f, 0.7f, 4.0); /* across the polynomial/exp switch at 0.625 */
+    check_unary(attn__tanh, tanh, -1e-4f, 1e-4f, 4.0);
+}
+
+static void test_relu(void **state)
+{
+    (void)state;
+    check_unary(attn__relu, relu_ref, -5.0f, 5.0f, 0.0);
+}
+
+static void test_saturation_and_nan(void **state)
+{
+    (void)state;
+    float x[] = {-INFINITY, -1e30f, -100.0f, 100.0f, 1e30f, INFINITY, NAN};
+    float s[7], t[7];
+    for (int i = 0; i < 7; i++)
+        s[i] = t[i] = x[i];
+    attn__sigmoid(s, 7);
+    attn__tanh(t, 7);
+    const float sig_want[] = {0, 0, 0, 1, 1, 1};
+    const float tanh_want[] = {-1, -1, -1, 1, 1, 1};
+    for (int i = 0; i < 6; i++) {
+        assert_true(fabsf(s[i] - sig_want[i]) <= 1e-30f);
+        assert_true(t[i] == tanh_want[i]);
+    }
+    assert_true(isnan(s[6]) && isnan(t[6]));
+}
+
+static void test_exp_sum(void **state)
+{
+    (void)state;
+    float *x = malloc(N * sizeof *x);
+    fill(x, N, -80.0f, 80.0f);
+    double want = 0;
+    for (int64_t i = 0; i < N; i++)
+        want += exp((double)x[i] - 80.0);
+    float *y = malloc(N * sizeof *y);
+    for (int64_t i = 0; i < N; i++)
+        y[i] = x[i];
+    const float sum = attn__exp_sum(y, N, 80.0f);
+    assert_true(fabs(sum - want) <= 1e-6 * want);
+    for (int64_t i = 0; i < N; i++)
+        assert_true(ulps(y[i], exp((double)x[i] - 80.0)) <= 4.0 || fabs(y[i]) < 1e-37);
+    float z[3] = {-INFINITY, -200.0f, 0.0f};
+    assert_true(attn__exp_sum(z, 3, 0.0f) == 1.0f);
+    assert_true(z[0] == 0.0f && z[1] == 0.0f && z[2] == 1.0f);
+    free(x);
+    free(y);
+}
+
+static void test_max(void **state)
+{
+    (void)state;
+    float x[37];
+    for (int i = 0; i < 37; i++)
+        x[i] = (float)((i * 7) % 37) - 100.0f;
+    assert_true(attn__max(x, 37) == -64.0f);
+    assert_true(attn__max(x, 0) == -INFINITY);
+}
+
+static void test_softmax(void **state)
+{
+    (void)state;
+    /* Large scores: without max subtraction exp would overflow. */
+    float x[5] = {1000.0f, 999.0f, 998.0f, -1000.0f, 1000.0f};
+    const uint8_t mask[5] = {0, 0, 0, 0, 1};
+    attn__softmax(x, 5, mask);
+    const double z = 1 + exp(-1.0) + exp(-2.0);
+    const double want[5] = {1 / z, exp(-1.0) / z, exp(-2.0) / z, 0, 0};
+    for (int i = 0; i < 5; i++)
+        assert_true(fabs(x[i] - want[i]) <= 1e-6);
+
+    float all[3] = {1, 2, 3};
+    const uint8_t every[3] = {1, 1, 1};
+    attn__softmax(all, 3, every);
+    for (int i = 0; i < 3; i++)
+        assert_true(all[i] == 0.0f);
+
+    float plain[4] = {0, 0, 0, 0};
+    attn__softmax(plain, 4, NULL);
+    for (int i = 0; i < 4; i++)
+        assert_true(fabsf(plain[i] - 0.25f) <= 1e-7f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigmoid), cmocka_unit_test(test_tanh),   cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_saturation_and_nan), cmocka_unit_test(test_exp_sum), cmocka_unit_test(test_max),
+        cmocka_unit_test(test_softmax),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
