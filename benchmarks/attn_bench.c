@@ -1,0 +1,443 @@
+/*
+ * attn_bench.c: attn-bench, the benchmark driver and demo of libattn.
+ *
+ *   attn-bench [--quick] [--runs N] [--no-torch] [--no-dnnl] [GROUP...]
+ *
+ * With no GROUP it runs every group of the table below. Each group prints a table whose figures
+ * are medians of --runs timed runs after one warm-up, next to the machine's OpenBLAS sgemm rate
+ * measured at start-up and, where they have the same model, PyTorch and oneDNN measured in the same
+ * run. OpenBLAS is used as the environment configures it: this program sets no OPENBLAS_* variable
+ * (it prints the core OpenBLAS picked and the thread count), and the helpers it spawns inherit the
+ * same environment.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include <attn/common.h>
+#include <attn/rnn.h>
+
+#include "bench_util.h"
+
+/* ==== group "rnn" ============================================================================ */
+
+typedef struct {
+    int32_t cell;
+    const char *label; /* as printed */
+    const char *tool;  /* the cell's name for torch_rnn.py and attn-bench-dnnl-rnn */
+    int gates;
+} rnn_cell_kind;
+
+static const rnn_cell_kind rnn_cells[] = {
+    {ATTN_CELL_RNN_TANH, "RNN_TANH", "rnn_tanh", 1},
+    {ATTN_CELL_LSTM, "LSTM", "lstm", 4},
+    {ATTN_CELL_GRU, "GRU", "gru", 3},
+};
+enum { RNN_N_CELLS = sizeof rnn_cells / sizeof rnn_cells[0] };
+
+/* rank 0 stands for the DENSE recurrence */
+static const int64_t rnn_ranks[] = {0, 16, 64, 128};
+enum { RNN_N_RANKS = sizeof rnn_ranks / sizeof rnn_ranks[0], RNN_SUMMARY_RANK = 64 };
+
+typedef struct {
+    int64_t batch, seq, input, hidden;
+} rnn_shape;
+
+/* Timings of the other implementations, seconds per forward; 0 = not measured. */
+typedef struct {
+    double torch[RNN_N_CELLS], dnnl[RNN_N_CELLS];
+    char torch_info[256], dnnl_info[256];
+} rnn_others;
+
+/* What one helper program reports into. */
+typedef struct {
+    double *seconds; /* per cell */
+    char *info;      /* 256 bytes */
+} rnn_helper_out;
+
+static void rnn_on_info(void *ctx, const char *text) {
+    /* the first INFO line of a helper says what it is (version, threads); later ones are details */
+    rnn_helper_out *h = ctx;
+    if (!h->info[0]) snprintf(h->info, 256, "%s", text);
+}
+
+static void rnn_on_result(void *ctx, const char *name, double seconds) {
+    rnn_helper_out *h = ctx;
+    for (int c = 0; c < RNN_N_CELLS; c++)
+        if (strcmp(name, rnn_cells[c].tool) == 0) h->seconds[c] = seconds;
+}
+
+/* Spawns one helper for all cells; returns 0 when it ran and reported. */
+static int rnn_spawn_helper(const char *tag, const char *program, const char *script, const rnn_shape *s,
+                            const bench_config *cfg, double *seconds, char *info) {
+    char cmd[4096] = "";
+    if (bench_append_quoted(cmd, sizeof cmd, program)) return -1;
+    size_t len = strlen(cmd);
+    if (script) {
+        if (len + 2 > sizeof cmd) return -1;
+        cmd[len++] = ' ', cmd[len] = '\0';
+        if (bench_append_quoted(cmd, sizeof cmd, script)) return -1;
+        len = strlen(cmd);
+    }
+    if (script) /* torch_rnn.py takes named options */
+        len += (size_t)snprintf(cmd + len, sizeof cmd - len, " --batch %lld --seq %lld --input %lld --hidden %lld"
+                                " --warmup %d --runs %d", (long long)s->batch, (long long)s->seq,
+                                (long long)s->input, (long long)s->hidden, cfg->warmup, cfg->runs);
+    else
+        len += (size_t)snprintf(cmd + len, sizeof cmd - len, " %lld %lld %lld %lld %d %d", (long long)s->batch,
+                                (long long)s->seq, (long long)s->input, (long long)s->hidden, cfg->warmup,
+                                cfg->runs);
+    for (int c = 0; c < RNN_N_CELLS && len < sizeof cmd; c++)
+        len += (size_t)snprintf(cmd + len, sizeof cmd - len, " %s", rnn_cells[c].tool);
+    if (len >= sizeof cmd) return -1;
+    fprintf(stderr, "  [%s] running ...\n", tag);
+    rnn_helper_out out = {seconds, info};
+    return bench_spawn(tag, cmd, rnn_on_info, rnn_on_result, &out);
+}
+
+typedef struct {
+    const attn_rnn *rnn;
+    attn_workspace *ws;
+    const rnn_shape *s;
+    const float *x;
+    float *y;
+} rnn_forward_ctx;
+
+static int rnn_run_forward(void *p) {
+    rnn_forward_ctx *f = p;
+    attn_status st = attn_rnn_forward(f->rnn, f->ws, f->s->batch, f->s->seq, f->x, NULL, NULL, f->y, NULL, NULL);
+    if (st != ATTN_OK) fprintf(stderr, "attn_rnn_forward: %s\n", attn_last_error());
+    return st != ATTN_OK;
+}
+
+/* The recurrent products of a whole sequence on their own, exactly as a step issues them (one
+ * product over the batch, dense or V then U), on contiguous buffers: the floor the BLAS sets for
+ * the per-step work, next to which the library's recurrence time is judged. */
+typedef struct {
+    int batch, seq, hidden, gh, rank;
+    const float *h, *w, *v, *u;
+    float *low, *out;
+} rnn_steps_ctx;
+
+static int rnn_run_steps(void *p) {
+    rnn_steps_ctx *g = p;
+    for (int t = 0; t < g->seq; t++) {
+        if (!g->rank) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->batch, g->gh, g->hidden, 1.0f, g->h, g->hidden,
+                        g->w, g->hidden, 0.0f, g->out, g->gh);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->batch, g->rank, g->hidden, 1.0f, g->h,
+                        g->hidden, g->v, g->hidden, 0.0f, g->low, g->rank);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->batch, g->gh, g->rank, 1.0f, g->low, g->rank,
+                        g->u, g->rank, 0.0f, g->out, g->gh);
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    double fwd, in, rec, steps;
+    attn_cost cost;
+} rnn_result;
+
+/* Times one case. Each timed round runs, back to back: the forward pass, the input-projection
+ * GEMM alone, and the T recurrent products alone (rnn_run_steps).
+ *
+ * Recurrence time = forward time minus the time of the input projection. The library (SPEC §1)
+ * first projects the inputs of all B*T steps with one GEMM, [B*T, I] x W_ih^T -> [B*T, G*H], and
+ * then runs the T sequential steps (recurrent product, gate math, state writes). Timing that very
+ * GEMM with cblas_sgemm (same shape, layout, BLAS and input x) and subtracting it leaves the
+ * sequential part, without instrumenting the library, and without a second handle whose different
+ * input size would change more than the projection. The subtraction is done round by round and the
+ * median taken of the differences, so that a burst of load on the machine hits both terms alike.
+ * The bias folding and workspace set-up (microseconds) stay in the recurrence figure. */
+static int rnn_measure(const rnn_cell_kind *k, int64_t rank, const rnn_shape *s, const bench_config *cfg,
+                       const float *x, float *y, attn_workspace *ws, rnn_result *r) {
+    attn_rnn_options o;
+    attn_rnn *rnn = NULL;
+    attn_rnn_options_init(&o);
+    o.cell = k->cell;
+    o.recurrence = rank ? ATTN_RECURRENCE_LOW_RANK : ATTN_RECURRENCE_DENSE;
+    o.rank = rank;
+    o.input_size = s->input;
+    o.hidden_size = s->hidden;
+    if (attn_rnn_create(&rnn, &o) != ATTN_OK || attn_rnn_cost(rnn, s->batch, s->seq, &r->cost) != ATTN_OK) {
+        fprintf(stderr, "%s: %s\n", k->label, attn_last_error());
+        attn_rnn_destroy(rnn);
+        return 1;
+    }
+    /* (not B, T, I, H: cblas.h pulls in complex.h, whose I is a macro) */
+    const int nb = (int)s->batch, nt = (int)s->seq, ni = (int)s->input, nh = (int)s->hidden;
+    const int ngh = k->gates * nh, nr = (int)rank;
+    rnn_forward_ctx fwd = {rnn, ws, s, x, y};
+    float *w_ih = bench_random_floats((size_t)ngh * ni, 20, 0.05f);
+    float *proj = bench_random_floats((size_t)nb * nt * ngh, 0, 0.0f);
+    bench_sgemm_nt in = {nb * nt, ngh, ni, x, w_ih, proj};
+    rnn_steps_ctx steps = {nb, nt, nh, ngh, nr, NULL, NULL, NULL, NULL, NULL, NULL};
+    float *h = bench_random_floats((size_t)nb * nh, 21, 0.5f);
+    float *w = nr ? NULL : bench_random_floats((size_t)ngh * nh, 22, 0.05f);
+    float *v = nr ? bench_random_floats((size_t)nr * nh, 23, 0.05f) : NULL;
+    float *u = nr ? bench_random_floats((size_t)ngh * nr, 24, 0.05f) : NULL;
+    float *low = nr ? bench_random_floats((size_t)nb * nr, 0, 0.0f) : NULL;
+    float *out = bench_random_floats((size_t)nb * ngh, 0, 0.0f);
+    steps.h = h, steps.w = w, steps.v = v, steps.u = u, steps.low = low, steps.out = out;
+
+    const bench_fn fns[3] = {rnn_run_forward, bench_run_sgemm_nt, rnn_run_steps};
+    void *const ctxs[3] = {&fwd, &in, &steps};
+    double *t = malloc((size_t)cfg->runs * 4 * sizeof *t);
+    int rc = t ? bench_time_rounds(3, fns, ctxs, cfg->warmup, cfg->runs, t) : 1;
+    if (!rc) {
+        double *col = t + 3 * cfg->runs; /* scratch for one column at a time */
+        for (int j = 0; j < 4; j++) {
+            for (int i = 0; i < cfg->runs; i++)
+                col[i] = j < 3 ? t[3 * i + j] : t[3 * i] - t[3 * i + 1];
+            double m = bench_median(col, cfg->runs);
+            *(j == 0 ? &r->fwd : j == 1 ? &r->in : j == 2 ? &r->steps : &r->rec) = m;
+        }
+    }
+    free(t);
+    free(w_ih), free(proj), free(h), free(w), free(v), free(u), free(low), free(out);
+    attn_rnn_destroy(rnn);
+    return rc;
+}
+
+static void rnn_fmt_ms(char *buf, size_t cap, double seconds) {
+    if (seconds > 0)
+        snprintf(buf, cap, "%.2f", seconds * 1e3);
+    else
+        snprintf(buf, cap, "-");
+}
+
+static void rnn_fmt_ratio(char *buf, size_t cap, double other, double ours) {
+    if (other > 0 && ours > 0)
+        snprintf(buf, cap, "%.2fx", other / ours);
+    else
+        snprintf(buf, cap, "-");
+}
+
+static int bench_rnn(const bench_config *cfg) {
+    const rnn_shape s = cfg->quick ? (rnn_shape){8, 32, 128, 128} : (rnn_shape){64, 256, 512, 512};
+    printf("== rnn: B=%lld T=%lld I=%lld H=%lld, one layer, unidirectional, float32, h0 = c0 = 0 ==\n",
+           (long long)s.batch, (long long)s.seq, (long long)s.input, (long long)s.hidden);
+
+    rnn_others o;
+    memset(&o, 0, sizeof o);
+    if (!cfg->use_torch) {
+        snprintf(o.torch_info, sizeof o.torch_info, "skipped (--no-torch)");
+    } else if (access(ATTN_BENCH_PYTHON, X_OK) != 0) {
+        snprintf(o.torch_info, sizeof o.torch_info, "skipped (%s not found)", ATTN_BENCH_PYTHON);
+    } else if (rnn_spawn_helper("torch", ATTN_BENCH_PYTHON, ATTN_BENCH_TORCH_RNN, &s, cfg, o.torch,
+                                o.torch_info) != 0) {
+        snprintf(o.torch_info, sizeof o.torch_info, "not available (see the lines above)");
+    }
+#ifdef ATTN_BENCH_DNNL_RNN
+    if (!cfg->use_dnnl)
+        snprintf(o.dnnl_info, sizeof o.dnnl_info, "skipped (--no-dnnl)");
+    else if (rnn_spawn_helper("oneDNN", ATTN_BENCH_DNNL_RNN, NULL, &s, cfg, o.dnnl, o.dnnl_info) != 0)
+        snprintf(o.dnnl_info, sizeof o.dnnl_info, "failed (see the lines above)");
+#else
+    snprintf(o.dnnl_info, sizeof o.dnnl_info, "not built (libdnnl-dev was not found at configure time)");
+#endif
+    printf("PyTorch: %s\n", o.torch_info);
+    printf("oneDNN:  %s (vanilla_rnn, vanilla_lstm, lbr_gru = PyTorch's GRU; tnc layout, weights reordered "
+           "before timing)\n",
+           o.dnnl_info);
+    printf("time: median of %d runs after %d warm-up; xsgemm = GFLOP/s / sgemm GFLOP/s (FLOPs from "
+           "attn_rnn_cost);\n"
+           "rec = forward - input-projection GEMM; stepGEMM = the T recurrent products alone in "
+           "cblas_sgemm;\n"
+           "torch/attn and oneDNN/attn = their time / libattn's time (> 1: libattn is faster)\n\n",
+           cfg->runs, cfg->warmup);
+
+    attn_workspace *ws = NULL;
+    if (attn_workspace_create(&ws) != ATTN_OK) {
+        fprintf(stderr, "attn_workspace_create: %s\n", attn_last_error());
+        return 1;
+    }
+    size_t nx = (size_t)(s.batch * s.seq * s.input), ny = (size_t)(s.batch * s.seq * s.hidden);
+    float *x = bench_random_floats(nx, 7, 1.0f), *y = bench_random_floats(ny, 8, 0.0f);
+
+    printf("%-22s %9s %8s %7s %9s %9s %9s %10s %9s %11s %8s\n", "case", "time ms", "GFLOP/s", "xsgemm", "rec ms",
+           "stepGEMM", "torch ms", "torch/attn", "oneDNN ms", "oneDNN/attn", "ws MiB");
+    rnn_result res[RNN_N_CELLS][RNN_N_RANKS];
+    int failed = 0;
+    memset(res, 0, sizeof res);
+    for (int c = 0; c < RNN_N_CELLS; c++) {
+        const rnn_cell_kind *k = &rnn_cells[c];
+        for (int q = 0; q < RNN_N_RANKS; q++) {
+            rnn_result *r = &res[c][q];
+            char label[64], t_ms[32], rec_ms[32], st_ms[32], to_ms[32], to_r[32], dn_ms[32], dn_r[32];
+            if (rnn_ranks[q])
+                snprintf(label, sizeof label, "%s low-rank r=%lld", k->label, (long long)rnn_ranks[q]);
+            else
+                snprintf(label, sizeof label, "%s dense", k->label);
+            if (rnn_measure(k, rnn_ranks[q], &s, cfg, x, y, ws, r)) {
+                printf("%-22s failed\n", label);
+                failed = 1;
+                continue;
+            }
+            double gflops = (double)r->cost.flops / r->fwd * 1e-9;
+            double torch_t = rnn_ranks[q] ? 0 : o.torch[c], dnnl_t = rnn_ranks[q] ? 0 : o.dnnl[c];
+            rnn_fmt_ms(t_ms, sizeof t_ms, r->fwd);
+            snprintf(rec_ms, sizeof rec_ms, "%.2f", r->rec * 1e3); /* may come out negative in noise */
+            rnn_fmt_ms(st_ms, sizeof st_ms, r->steps);
+            rnn_fmt_ms(to_ms, sizeof to_ms, torch_t);
+            rnn_fmt_ratio(to_r, sizeof to_r, torch_t, r->fwd);
+            rnn_fmt_ms(dn_ms, sizeof dn_ms, dnnl_t);
+            rnn_fmt_ratio(dn_r, sizeof dn_r, dnnl_t, r->fwd);
+            printf("%-22s %9s %8.1f %7.2f %9s %9s %9s %10s %9s %11s %8.1f\n", label, t_ms, gflops,
+                   gflops / cfg->sgemm_gflops, rec_ms, st_ms, to_ms, to_r, dn_ms, dn_r,
+                   (double)r->cost.workspace_bytes / (1024.0 * 1024.0));
+            fflush(stdout);
+        }
+    }
+
+    printf("\nrecurrence time DENSE / LOW_RANK r=%d (target >= 4x):", RNN_SUMMARY_RANK);
+    for (int c = 0; c < RNN_N_CELLS; c++) {
+        int q = 0;
+        while (q < RNN_N_RANKS && rnn_ranks[q] != RNN_SUMMARY_RANK) q++;
+        if (q < RNN_N_RANKS && res[c][0].rec > 0 && res[c][q].rec > 0)
+            printf(" %s %.2fx", rnn_cells[c].label, res[c][0].rec / res[c][q].rec);
+    }
+    printf("\n");
+    for (int c = 0; c < RNN_N_CELLS; c++) {
+        const rnn_result *d = &res[c][0];
+        if (d->fwd <= 0) continue;
+        double rest = d->rec - d->steps;
+        printf("%s dense, where the time goes: input GEMM %.2f ms (%.0f%%), T step GEMMs %.2f ms (%.0f%%), "
+               "rest (gate math, copies) %.2f ms (%.0f%%)\n",
+               rnn_cells[c].label, d->in * 1e3, 100 * d->in / d->fwd, d->steps * 1e3,
+               100 * d->steps / d->fwd, rest * 1e3, 100 * rest / d->fwd);
+    }
+    printf("\n");
+
+    attn_workspace_destroy(ws);
+    free(x);
+    free(y);
+    return failed;
+}
+
+/* ==== driver ================================================================================ */
+
+typedef struct {
+    const char *name;
+    const char *what;
+    bench_group_fn run;
+} bench_group;
+
+static const bench_group groups[] = {
+    {"rnn", "Elman/LSTM/GRU, dense and low-rank recurrence, vs sgemm, PyTorch and oneDNN", bench_rnn},
+};
+enum { N_GROUPS = sizeof groups / sizeof groups[0] };
+
+static void usage(FILE *f, const char *argv0) {
+    fprintf(f,
+            "usage: %s [--quick] [--runs N] [--no-torch] [--no-dnnl] [GROUP...]\n"
+            "  --quick     tiny shapes (a smoke test; the numbers mean little)\n"
+            "  --runs N    timed runs per figure, >= 1 (default 7; the median is reported)\n"
+            "  --no-torch  do not spawn PyTorch; --no-dnnl: do not spawn the oneDNN helper\n"
+            "groups (default: all):\n",
+            argv0);
+    for (int g = 0; g < N_GROUPS; g++) fprintf(f, "  %-10s %s\n", groups[g].name, groups[g].what);
+}
+
+/* Other processes on a small machine change every figure: say how busy it was before and during
+ * the run. CPU seconds of the whole machine (/proc/stat, all but idle and iowait) and of this
+ * process with its waited-for children (/proc/self/stat: utime, stime, cutime, cstime). Returns 0
+ * on success (Linux only). */
+static int read_cpu_seconds(double *machine, double *own) {
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    unsigned long long v[8] = {0}, u[4] = {0};
+    char buf[1024];
+    FILE *f = fopen("/proc/stat", "r");
+    int ok = f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                         &v[5], &v[6], &v[7]) == 8;
+    if (f) fclose(f);
+    f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may contain spaces */
+    /* after ")": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt, then times */
+    ok = ok && p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &u[0], &u[1],
+                           &u[2], &u[3]) == 4;
+    if (!ok) return -1;
+    *machine = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz; /* user nice system irq softirq steal */
+    *own = (double)(u[0] + u[1] + u[2] + u[3]) / hz;
+    return 0;
+}
+
+static void print_load_at_start(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    double l1;
+    if (f && fscanf(f, "%lf", &l1) == 1) printf("load average (1 min) at start: %.2f\n", l1);
+    if (f) fclose(f);
+}
+
+static const char *env_or_unset(const char *name) {
+    const char *v = getenv(name);
+    return v ? v : "(unset)";
+}
+
+int main(int argc, char **argv) {
+    bench_config cfg = {0, 1, 7, 1, 1, 0.0};
+    int selected[N_GROUPS] = {0}, any = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--quick") == 0) {
+            cfg.quick = 1;
+        } else if (strcmp(a, "--no-torch") == 0) {
+            cfg.use_torch = 0;
+        } else if (strcmp(a, "--no-dnnl") == 0) {
+            cfg.use_dnnl = 0;
+        } else if (strcmp(a, "--runs") == 0 && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 1000) {
+                fprintf(stderr, "--runs: expected 1..1000, got '%s'\n", argv[i]);
+                return 2;
+            }
+            cfg.runs = (int)n;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout, argv[0]);
+            return 0;
+        } else {
+            int g = 0;
+            while (g < N_GROUPS && strcmp(a, groups[g].name) != 0) g++;
+            if (g == N_GROUPS) {
+                fprintf(stderr, "unknown argument or group '%s'\n", a);
+                usage(stderr, argv[0]);
+                return 2;
+            }
+            selected[g] = any = 1;
+        }
+    }
+
+    printf("attn-bench: libattn %s%s\n  %s\n", attn_version_string(), cfg.quick ? " (--quick: tiny shapes)" : "",
+           attn_build_info());
+    printf("OpenBLAS: core %s, %d threads; environment OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s "
+           "OPENBLAS_NUM_THREADS=%s (attn-bench sets none)\n",
+           openblas_get_corename(), openblas_get_num_threads(), env_or_unset("OPENBLAS_CORETYPE"),
+           env_or_unset("OPENBLAS_L2_SIZE"), env_or_unset("OPENBLAS_NUM_THREADS"));
+    print_load_at_start();
+    double machine0 = 0, own0 = 0, machine1, own1, wall0 = bench_now();
+    int have_cpu = read_cpu_seconds(&machine0, &own0) == 0;
+    int n = cfg.quick ? 512 : 2048;
+    cfg.sgemm_gflops = bench_sgemm_gflops(n, cfg.warmup, cfg.runs);
+    printf("sgemm %d^3 (OpenBLAS): %.1f GFLOP/s\n\n", n, cfg.sgemm_gflops);
+
+    int failed = 0;
+    for (int g = 0; g < N_GROUPS; g++)
+        if (!any || selected[g]) failed |= groups[g].run(&cfg);
+    if (have_cpu && read_cpu_seconds(&machine1, &own1) == 0) {
+        double wall = bench_now() - wall0, cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
+        double others = (machine1 - machine0) - (own1 - own0);
+        printf("other processes used %.0f%% of the machine's %.0f cores during the run (%.1f of %.1f CPU s)%s\n",
+               100 * others / (wall * cores), cores, others, wall * cores,
+               others > 0.05 * wall * cores ? ": figures are disturbed" : "");
+    }
+    return failed ? 1 : 0;
+}

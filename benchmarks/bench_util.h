@@ -1,0 +1,76 @@
+/*
+ * bench_util.h: what the benchmark programs share: a clock, medians, random data, the sgemm
+ * reference rate and the line protocol of the helper programs that attn-bench spawns.
+ * Not library code: benchmarks may print and exit.
+ */
+#ifndef ATTN_BENCH_UTIL_H
+#define ATTN_BENCH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Settings every benchmark group receives from the driver. */
+typedef struct bench_config {
+    int quick;            /* tiny shapes: checks that everything runs, numbers mean little */
+    int warmup;           /* untimed runs before the timed ones */
+    int runs;             /* timed runs; every figure is their median */
+    int use_torch;        /* compare with PyTorch when /usr/bin/python3 has it */
+    int use_dnnl;         /* compare with oneDNN when its helper program was built */
+    double sgemm_gflops;  /* the machine's OpenBLAS sgemm rate, measured at start-up */
+} bench_config;
+
+/* A benchmark group: prints its own table; returns 0, or nonzero when something failed. */
+typedef int (*bench_group_fn)(const bench_config *cfg);
+
+/* Monotonic wall clock in seconds. */
+double bench_now(void);
+
+/* Median of n >= 1 values; reorders v. */
+double bench_median(double *v, int n);
+
+/* Calls fn(ctx) `warmup` times untimed, then `runs` times timed; *median_s gets the median wall
+ * time. Returns fn's first nonzero result, else 0. */
+typedef int (*bench_fn)(void *ctx);
+int bench_time(bench_fn fn, void *ctx, int warmup, int runs, double *median_s);
+
+/* Runs fns[0..n-1] (with ctxs[j]) in turn, `warmup` rounds untimed, then `runs` timed rounds:
+ * t[i * n + j] is the time of fns[j] in round i. Figures that are compared or subtracted are best
+ * taken in the same rounds, so that they see the same machine (other processes, clock, caches).
+ * Returns the first nonzero result of a function, else 0. */
+int bench_time_rounds(int n, const bench_fn *fns, void *const *ctxs, int warmup, int runs, double *t);
+
+/* 64-byte aligned array of n floats, uniform in [-scale, scale) from a fixed generator seeded
+ * with `seed`. Exits the program when memory runs out. Free with free(). */
+float *bench_random_floats(size_t n, uint64_t seed, float scale);
+
+#ifdef BENCH_WITH_BLAS
+/* C[m,n] = A[m,k] * B[n,k]^T as a bench_fn (ctx: a bench_sgemm_nt). */
+typedef struct {
+    int m, n, k;
+    const float *a, *b;
+    float *c;
+} bench_sgemm_nt;
+int bench_run_sgemm_nt(void *ctx);
+
+/* Median time of C[m,n] = A[m,k] * B[n,k]^T (row-major, cblas_sgemm NoTrans/Trans: the layout of
+ * x * W^T with PyTorch's (out, in) weights). Buffers are allocated and freed inside. */
+double bench_sgemm_nt_seconds(int m, int n, int k, int warmup, int runs);
+/* OpenBLAS's sgemm rate on n x n x n (GFLOP/s, median time). */
+double bench_sgemm_gflops(int n, int warmup, int runs);
+#endif
+
+/* Runs `command` through /bin/sh with stderr merged into stdout and parses the helper protocol:
+ *   INFO <text>          passed to on_info
+ *   RESULT <name> <seconds> <runs>   passed to on_result
+ *   ERROR <text> and any other line: kept, and printed (prefixed with `tag`) if the command fails.
+ * Returns the command's exit status (0 = success), or -1 if it could not be started. */
+typedef void (*bench_info_fn)(void *ctx, const char *text);
+typedef void (*bench_result_fn)(void *ctx, const char *name, double seconds);
+int bench_spawn(const char *tag, const char *command, bench_info_fn on_info, bench_result_fn on_result,
+                void *ctx);
+
+/* Appends `s` to buf (capacity cap, always NUL-terminated) in single quotes for /bin/sh. Returns 0,
+ * or -1 if it did not fit. */
+int bench_append_quoted(char *buf, size_t cap, const char *s);
+
+#endif /* ATTN_BENCH_UTIL_H */
