@@ -32,8 +32,6 @@ typedef struct rnn_plan {
     size_t rec;       /* GRU: [B, G*H] recurrent product of one step, then the gates */
     size_t low_rank;  /* [B, rank]: V h of one step */
     size_t cell;      /* c [B, H]: LSTM cell state */
-    size_t bias;      /* [G*H]: b_ih + b_hh, except GRU's n block (b_in only) */
-    size_t bias_hn;   /* [H]: GRU's b_hn, applied inside r * (...) */
     size_t layers[2]; /* [B, T, D*H] ping-pong outputs of the layers below the last */
 } rnn_plan;
 
@@ -222,9 +220,6 @@ static rnn_plan make_plan(const attn_rnn *rnn, int64_t batch, int64_t seq_len)
         p.low_rank = attn__plan_take(&p.ws, b * (size_t)rnn->opt.rank * f);
     if (rnn->opt.cell == ATTN_CELL_LSTM)
         p.cell = attn__plan_take(&p.ws, b * h * f);
-    p.bias = attn__plan_take(&p.ws, gh * f);
-    if (rnn->opt.cell == ATTN_CELL_GRU)
-        p.bias_hn = attn__plan_take(&p.ws, h * f);
     for (int64_t i = 0; i < rnn->opt.num_layers - 1 && i < 2; i++)
         p.layers[i] = attn__plan_take(&p.ws, b * t * (size_t)rnn->dirs * h * f);
     return p;
@@ -263,14 +258,13 @@ attn_status attn_rnn_cost(const attn_rnn *rnn, int64_t batch, int64_t seq_len, a
 
 typedef struct cell_args {
     int64_t hidden;
-    const float *bias, *bias_hn;
+    const float *bias_hn; /* GRU's b_hn, or NULL (the other biases are folded into the projection) */
 } cell_args;
 
 static void elman_step(const cell_args *a, bool relu, const float *gates, float *h_out)
 {
     const int64_t n = a->hidden;
-    for (int64_t j = 0; j < n; j++)
-        h_out[j] = gates[j] + a->bias[j];
+    memcpy(h_out, gates, (size_t)n * sizeof *h_out);
     if (relu)
         attn__relu(h_out, n);
     else
@@ -280,7 +274,6 @@ static void elman_step(const cell_args *a, bool relu, const float *gates, float 
 static void lstm_step(const cell_args *a, float *gates, float *c, float *h_out)
 {
     const int64_t n = a->hidden;
-    attn__add(gates, a->bias, 4 * n);
     float *in = gates, *forget = gates + n, *cand = gates + 2 * n, *outg = gates + 3 * n;
     attn__sigmoid(gates, 2 * n);
     attn__tanh(cand, n);
@@ -297,13 +290,16 @@ static void lstm_step(const cell_args *a, float *gates, float *c, float *h_out)
 static void gru_step(const cell_args *a, float *gates, const float *proj, const float *h_prev, float *h_out)
 {
     const int64_t n = a->hidden;
-    for (int64_t j = 0; j < 2 * n; j++)
-        gates[j] += proj[j] + a->bias[j];
+    attn__add(gates, proj, 2 * n);
     attn__sigmoid(gates, 2 * n);
     const float *reset = gates, *update = gates + n;
     float *cand = gates + 2 * n;
-    for (int64_t j = 0; j < n; j++)
-        cand[j] = proj[2 * n + j] + a->bias[2 * n + j] + reset[j] * (cand[j] + a->bias_hn[j]);
+    if (a->bias_hn)
+        for (int64_t j = 0; j < n; j++)
+            cand[j] = proj[2 * n + j] + reset[j] * (cand[j] + a->bias_hn[j]);
+    else
+        for (int64_t j = 0; j < n; j++)
+            cand[j] = proj[2 * n + j] + reset[j] * cand[j];
     attn__tanh(cand, n);
     if (h_prev)
         for (int64_t j = 0; j < n; j++)
@@ -325,24 +321,24 @@ static void run_direction(const attn_rnn *rnn, const rnn_plan *plan, char *ws, i
     const int64_t h = o->hidden_size, gh = rnn->gates * h, in_size = layer_input_size(rnn, layer);
     const int64_t out_width = rnn->dirs * h, unit = layer * rnn->dirs + dir;
     float *proj = (float *)(ws + plan->proj), *rec = (float *)(ws + plan->rec);
-    float *cell = (float *)(ws + plan->cell), *bias = (float *)(ws + plan->bias);
-    float *bias_hn = (float *)(ws + plan->bias_hn);
+    float *cell = (float *)(ws + plan->cell);
+    const bool gru = o->cell == ATTN_CELL_GRU;
 
-    attn__sgemm(false, true, batch * seq_len, gh, in_size, 1.0f, in, in_size, attn__params_cdata(params, t->w_ih),
-                in_size, 0.0f, proj, gh);
-
-    memset(bias, 0, (size_t)gh * sizeof(float));
+    /* P starts as the folded biases b_ih + b_hh (GRU keeps b_hn apart: r scales it) and the projection
+     * GEMM accumulates onto them (beta = 1). That costs the same pass over P as the zeroing OpenBLAS
+     * does for beta = 0, and saves a bias add in every step. */
+    const float *bias_hn = NULL;
     if (o->bias) {
         const float *b_ih = attn__params_cdata(params, t->b_ih), *b_hh = attn__params_cdata(params, t->b_hh);
-        const int64_t folded = o->cell == ATTN_CELL_GRU ? 2 * h : gh; /* b_hn must stay inside r * (...) */
-        memcpy(bias, b_ih, (size_t)gh * sizeof(float));
-        attn__add(bias, b_hh, folded);
-        if (o->cell == ATTN_CELL_GRU)
-            memcpy(bias_hn, b_hh + 2 * h, (size_t)h * sizeof(float));
-    } else if (o->cell == ATTN_CELL_GRU) {
-        memset(bias_hn, 0, (size_t)h * sizeof(float));
+        memcpy(proj, b_ih, (size_t)gh * sizeof(float));
+        attn__add(proj, b_hh, gru ? 2 * h : gh);
+        for (int64_t row = 1; row < batch * seq_len; row++)
+            memcpy(proj + row * gh, proj, (size_t)gh * sizeof(float));
+        bias_hn = gru ? b_hh + 2 * h : NULL;
     }
-    const cell_args args = {h, bias, bias_hn};
+    attn__sgemm(false, true, batch * seq_len, gh, in_size, 1.0f, in, in_size, attn__params_cdata(params, t->w_ih),
+                in_size, o->bias ? 1.0f : 0.0f, proj, gh);
+    const cell_args args = {h, bias_hn};
 
     if (o->cell == ATTN_CELL_LSTM) {
         if (c0)
@@ -353,7 +349,6 @@ static void run_direction(const attn_rnn *rnn, const rnn_plan *plan, char *ws, i
 
     const float *h_prev = h0 ? h0 + unit * batch * h : NULL;
     int64_t h_prev_ld = h; /* h0 rows are contiguous; later states are rows of `out` */
-    const bool gru = o->cell == ATTN_CELL_GRU;
     for (int64_t s = 0; s < seq_len; s++) {
         const int64_t step = dir ? seq_len - 1 - s : s;
         float *step_proj = proj + step * gh;
