@@ -144,6 +144,13 @@ static void test_softmax(void **state)
     for (int i = 0; i < 3; i++)
         assert_true(all[i] == 0.0f);
 
+    float nan_row[3] = {NAN, NAN, 1.0f}; /* NaN propagates rather than reading as masked */
+    attn__softmax(nan_row, 3, NULL);
+    assert_true(isnan(nan_row[0]) && isnan(nan_row[2]));
+    float all_nan[2] = {NAN, NAN};
+    attn__softmax(all_nan, 2, NULL);
+    assert_true(isnan(all_nan[0]) && isnan(all_nan[1]));
+
     float plain[4] = {0, 0, 0, 0};
     attn__softmax(plain, 4, NULL);
     for (int i = 0; i < 4; i++)

@@ -902,42 +902,42 @@ static void test_declare_errors(void **state)
 {
     (void)state;
     attn_params *p;
-    ASSERT_OK(attn__params_create(&p));
+    ASSERT_OK(attn__params_create(&p, "test_owner"));
     const int64_t ok[2] = {2, 3}, zero[2] = {2, 0}, negative[1] = {-1}, huge[2] = {INT64_MAX / 2, 4};
     const int64_t big[2] = {INT64_MAX / 16, 3};
     int64_t index = -7;
     ASSERT_OK(attn__params_add(p, "w", 2, ok, ATTN_INIT_UNIFORM, 1.0f, &index));
     assert_int_equal(index, 0);
-    expect_fail(attn__params_add(p, "w", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG, "attn__params_add",
+    expect_fail(attn__params_add(p, "w", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG, "test_owner",
                 "'w' is already taken");
-    expect_fail(attn__params_add(p, "", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG, "attn__params_add",
+    expect_fail(attn__params_add(p, "", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG, "test_owner",
                 "name");
     expect_fail(attn__params_add(p, NULL, 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG,
-                "attn__params_add", "name");
+                "test_owner", "name");
     expect_fail(attn__params_add(NULL, "v", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG,
                 "attn__params_add", "params");
-    expect_fail(attn__params_add(p, "v", 0, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "attn__params_add",
+    expect_fail(attn__params_add(p, "v", 0, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "ndim 0");
-    expect_fail(attn__params_add(p, "v", 5, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "attn__params_add",
+    expect_fail(attn__params_add(p, "v", 5, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "ndim 5");
-    expect_fail(attn__params_add(p, "v", 2, NULL, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "attn__params_add",
+    expect_fail(attn__params_add(p, "v", 2, NULL, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "shape NULL");
-    expect_fail(attn__params_add(p, "v", 2, zero, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "attn__params_add",
+    expect_fail(attn__params_add(p, "v", 2, zero, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "[2, 0]");
     expect_fail(attn__params_add(p, "v", 1, negative, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE,
-                "attn__params_add", "[-1]");
-    expect_fail(attn__params_add(p, "v", 2, huge, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "attn__params_add",
+                "test_owner", "[-1]");
+    expect_fail(attn__params_add(p, "v", 2, huge, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "'v'");
-    expect_fail(attn__params_add(p, "v", 2, big, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "attn__params_add",
+    expect_fail(attn__params_add(p, "v", 2, big, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "too large");
-    expect_fail(attn__params_add(p, "v", 2, ok, (attn_init_law)7, 1, NULL), ATTN_E_INVALID_ARG, "attn__params_add",
+    expect_fail(attn__params_add(p, "v", 2, ok, (attn_init_law)7, 1, NULL), ATTN_E_INVALID_ARG, "test_owner",
                 "init law 7");
-    expect_fail(attn__params_alias(p, "w", 0), ATTN_E_INVALID_ARG, "attn__params_alias", "'w' is already taken");
-    expect_fail(attn__params_alias(p, "w2", 1), ATTN_E_INVALID_ARG, "attn__params_alias", "tensor 1 of 1");
-    expect_fail(attn__params_alias(p, "w2", -1), ATTN_E_INVALID_ARG, "attn__params_alias", "tensor -1");
+    expect_fail(attn__params_alias(p, "w", 0), ATTN_E_INVALID_ARG, "test_owner", "'w' is already taken");
+    expect_fail(attn__params_alias(p, "w2", 1), ATTN_E_INVALID_ARG, "test_owner", "tensor 1 of 1");
+    expect_fail(attn__params_alias(p, "w2", -1), ATTN_E_INVALID_ARG, "test_owner", "tensor -1");
     ASSERT_OK(attn__params_alias(p, "w2", 0));
     expect_fail(attn__params_add(p, "w2", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG,
-                "attn__params_add", "'w2' is already taken");
+                "test_owner", "'w2' is already taken");
     assert_int_equal(attn_params_count(p), 1);
     assert_int_equal(attn__params_total(p), 6);
 
@@ -947,10 +947,10 @@ static void test_declare_errors(void **state)
     expect_fail(attn_params_init(p, 0), ATTN_E_INTERNAL, "attn_params_init", "finalize");
     assert_null(attn__params_data(p, 0));
     ASSERT_OK(attn__params_finalize(p));
-    expect_fail(attn__params_finalize(p), ATTN_E_INTERNAL, "attn__params_finalize", "twice");
-    expect_fail(attn__params_add(p, "u", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INTERNAL, "attn__params_add",
+    expect_fail(attn__params_finalize(p), ATTN_E_INTERNAL, "test_owner", "twice");
+    expect_fail(attn__params_add(p, "u", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INTERNAL, "test_owner",
                 "after finalize");
-    expect_fail(attn__params_alias(p, "u", 0), ATTN_E_INTERNAL, "attn__params_alias", "after finalize");
+    expect_fail(attn__params_alias(p, "u", 0), ATTN_E_INTERNAL, "test_owner", "after finalize");
     assert_null(attn__params_data(p, 1));
     assert_null(attn__params_data(p, -1));
     attn__params_destroy(p);
@@ -959,12 +959,12 @@ static void test_declare_errors(void **state)
     /* A registry without tensors is valid: it saves an empty file and loads it. */
     char path[1024];
     path_for(path, sizeof path, "empty.safetensors");
-    ASSERT_OK(attn__params_create(&p));
+    ASSERT_OK(attn__params_create(&p, "test_owner"));
     ASSERT_OK(attn__params_finalize(p));
     ASSERT_OK(attn_params_save(p, path, NULL));
     ASSERT_OK(attn_params_load(p, path, NULL, ATTN_LOAD_REJECT_UNKNOWN));
     attn__params_destroy(p);
-    expect_fail(attn__params_create(NULL), ATTN_E_INVALID_ARG, "attn__params_create", "out");
+    expect_fail(attn__params_create(NULL, "test_owner"), ATTN_E_INVALID_ARG, "attn__params_create", "out");
 }
 
 /* mem_bias (2,3) CONSTANT 0.25 with two aliases, as the memory network declares it, then a 4000-
@@ -974,7 +974,7 @@ static attn_params *make_registry(void)
     attn_params *p;
     const int64_t s_mem[2] = {2, 3}, s_noise[1] = {4000}, s_odd[3] = {3, 1, 5};
     int64_t index;
-    ASSERT_OK(attn__params_create(&p));
+    ASSERT_OK(attn__params_create(&p, "test_owner"));
     ASSERT_OK(attn__params_add(p, "memory.mem_bias", 2, s_mem, ATTN_INIT_CONSTANT, 0.25f, &index));
     ASSERT_OK(attn__params_add(p, "noise", 1, s_noise, ATTN_INIT_NORMAL, 2.0f, NULL));
     ASSERT_OK(attn__params_add(p, "odd", 3, s_odd, ATTN_INIT_UNIFORM, 0.1f, NULL));

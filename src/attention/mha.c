@@ -170,7 +170,7 @@ attn_status attn_mha_create(attn_mha **out, const attn_mha_options *options)
         return attn__fail(ATTN_E_NOMEM, "attn_mha_create: out of memory");
     m->opt = o;
     m->head_dim = o.embed_dim / o.num_heads;
-    if ((st = attn__params_create(&m->params)) || (st = declare_tensors(m)) ||
+    if ((st = attn__params_create(&m->params, "attn_mha_create")) || (st = declare_tensors(m)) ||
         (st = attn__params_finalize(m->params))) {
         attn_mha_destroy(m);
         return st;

@@ -72,7 +72,9 @@ typedef enum attn_init_law {
     ATTN_INIT_NORMAL = 2,   /* N(0, a^2) */
 } attn_init_law;
 
-attn_status attn__params_create(attn_params **out);
+/* `owner` (static storage) names the public function building the handle, e.g. "attn_rnn_create":
+ * the registry's error messages name it, since that is the call the user made. */
+attn_status attn__params_create(attn_params **out, const char *owner);
 void attn__params_destroy(attn_params *p);
 /* Declares a tensor (name copied; ndim 1..4; every extent >= 1) with its init law. Returns its
  * index in *index (may be NULL). Tensors are listed in declaration order. Only before finalize. */
@@ -96,6 +98,16 @@ void attn__sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
 const char *attn__blas_config(void);
 int attn__blas_threads(void);
 
+/* (lapack.c) Bytes of scratch attn__pinv needs for a rows x cols matrix (8-byte aligned). */
+size_t attn__pinv_scratch_bytes(int64_t rows, int64_t cols);
+/* out (cols x rows, row-major, leading dimension ldo) = the Moore-Penrose pseudo-inverse of the
+ * row-major rows x cols matrix a (lda), through an SVD in double (LAPACK dgesdd); singular values
+ * at or below rtol * sigma_max count as zero. `scratch` holds attn__pinv_scratch_bytes, 8-byte
+ * aligned. ATTN_E_NUMERICAL (message naming `fn`) when a has a non-finite entry or the SVD fails;
+ * out is then unchanged. Sizes >= 1 and within attn__fits_blas_int. */
+attn_status attn__pinv(const char *fn, int64_t rows, int64_t cols, const float *a, int64_t lda, float *out,
+                       int64_t ldo, double rtol, void *scratch);
+
 /* ---- element-wise kernels (kernels.c) ----------------------------------------------------- */
 /* In place over n contiguous floats; vectorized, accurate to a few ulp against libm. */
 void attn__sigmoid(float *x, int64_t n);
@@ -110,7 +122,7 @@ float attn__max(const float *x, int64_t n);
 /* x[i] = exp(x[i] - shift) (exactly 0 below e^-87.3, so exp(-inf) = 0); returns the sum. */
 float attn__exp_sum(float *x, int64_t n, float shift);
 /* Max-subtracted softmax in place. mask: n bytes, nonzero = ignore (its entry becomes 0), or NULL.
- * A row whose every entry is masked becomes all zeros, never NaN. */
+ * A row whose every entry is masked becomes all zeros, never NaN; NaN inputs give NaN outputs. */
 void attn__softmax(float *x, int64_t n, const uint8_t *mask);
 
 #endif /* ATTN_CORE_H */

@@ -46,6 +46,7 @@ ATTN_INLINE float exp_approx(float x)
     p = p * x + 1.6666665459e-1f;
     p = p * x + 5.0000001201e-1f;
     p = p * z + x + 1.0f;
+    n = n == n ? n : 0.0f; /* converting a NaN to int is undefined behaviour; p carries the NaN */
     float r = p * bits_to_float(((int32_t)n + 127) << 23);
     return underflow ? 0.0f : r;
 }
@@ -142,9 +143,9 @@ void attn__softmax(float *x, int64_t n, const uint8_t *mask)
         for (int64_t i = 0; i < n; i++)
             x[i] = mask[i] ? -INFINITY : x[i];
     const float m = attn__max(x, n);
-    if (m == -INFINITY) { /* every entry masked: zeros, never NaN */
+    if (m == -INFINITY) { /* every entry masked (zeros, never NaN) or NaN (which stays NaN) */
         for (int64_t i = 0; i < n; i++)
-            x[i] = 0.0f;
+            x[i] = x[i] == x[i] ? 0.0f : x[i];
         return;
     }
     attn__scale(x, n, 1.0f / attn__exp_sum(x, n, m));

@@ -32,12 +32,15 @@ static void *grow(void *array, int64_t n, int64_t *cap, size_t elem)
     return grown;
 }
 
-attn_status attn__params_create(attn_params **out)
+attn_status attn__params_create(attn_params **out, const char *owner)
 {
-    if (!out)
-        return attn__fail(ATTN_E_INVALID_ARG, "attn__params_create: out is NULL");
+    if (!out || !owner)
+        return attn__fail(ATTN_E_INVALID_ARG, "attn__params_create: %s is NULL", out ? "owner" : "out");
     *out = calloc(1, sizeof **out);
-    return *out ? ATTN_OK : attn__fail(ATTN_E_NOMEM, "attn__params_create: out of memory");
+    if (!*out)
+        return attn__fail(ATTN_E_NOMEM, "%s: out of memory", owner);
+    (*out)->owner = owner;
+    return ATTN_OK;
 }
 
 void attn__params_destroy(attn_params *p)
@@ -89,7 +92,7 @@ static attn_status check_new_name(const attn_params *p, const char *fn, const ch
 attn_status attn__params_add(attn_params *p, const char *name, int64_t ndim, const int64_t *shape,
                              attn_init_law law, float a, int64_t *index)
 {
-    static const char fn[] = "attn__params_add";
+    const char *fn = p ? p->owner : "attn__params_add";
     attn_status s = check_new_name(p, fn, name);
     if (s)
         return s;
@@ -132,7 +135,7 @@ attn_status attn__params_add(attn_params *p, const char *name, int64_t ndim, con
 
 attn_status attn__params_alias(attn_params *p, const char *alias, int64_t index)
 {
-    static const char fn[] = "attn__params_alias";
+    const char *fn = p ? p->owner : "attn__params_alias";
     attn_status s = check_new_name(p, fn, alias);
     if (s)
         return s;
@@ -155,13 +158,14 @@ attn_status attn__params_finalize(attn_params *p)
     if (!p)
         return attn__fail(ATTN_E_INVALID_ARG, "attn__params_finalize: params is NULL");
     if (p->data)
-        return attn__fail(ATTN_E_INTERNAL, "attn__params_finalize: called twice");
+        return attn__fail(ATTN_E_INTERNAL, "%s: attn__params_finalize called twice", p->owner);
     /* At least one line, so that a registry without tensors is still "finalized". The padding is
      * zeroed so that the block's bytes are always defined. */
     size_t bytes = (size_t)(p->block ? p->block : ALIGN_FLOATS) * sizeof(float);
     p->data = attn__calloc(bytes);
     if (!p->data)
-        return attn__fail(ATTN_E_NOMEM, "attn__params_finalize: cannot allocate %zu bytes of parameters", bytes);
+        return attn__fail(ATTN_E_NOMEM, "%s: cannot allocate %zu bytes of parameters (their sizes follow from the "
+                          "options)", p->owner, bytes);
     return attn_params_init(p, 0);
 }
 

@@ -23,6 +23,7 @@ typedef struct attn__alias {
 } attn__alias;
 
 struct attn_params {
+    const char *owner; /* the public function building the handle: the registry's errors name it */
     attn__tensor *tensors;
     int64_t n, cap;
     attn__alias *aliases;

@@ -160,7 +160,7 @@ attn_status attn_rnn_create(attn_rnn **out, const attn_rnn_options *options)
         attn_rnn_destroy(rnn);
         return attn__fail(ATTN_E_NOMEM, "attn_rnn_create: out of memory");
     }
-    if ((st = attn__params_create(&rnn->params)))
+    if ((st = attn__params_create(&rnn->params, "attn_rnn_create")))
         goto fail;
     for (int64_t u = 0; u < units; u++)
         if ((st = declare_tensors(rnn, u / rnn->dirs, u % rnn->dirs, &rnn->tensors[u])))

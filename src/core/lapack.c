@@ -1,0 +1,101 @@
+/* The only door to LAPACK. LAPACKE's _work layer is used throughout: its high-level functions
+ * allocate their own scratch, whereas every byte here comes from the caller's workspace, so a
+ * family's reported workspace_bytes stays exact. Work is done in double (CONVENTIONS: analysis
+ * in float64), on float32 data at the boundary. */
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/core.h"
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* LAPACK's optimal `work` length for dgesdd('S') of an m x n matrix (its own workspace query,
+ * which reads no matrix), never below the documented minimum 4 mn^2 + 7 mn. */
+static int64_t dgesdd_lwork(int64_t m, int64_t n)
+{
+    const int64_t mn = min64(m, n);
+    const int64_t minimum = 4 * mn * mn + 7 * mn;
+    double query = 0.0, dummy = 0.0;
+    lapack_int idummy = 0;
+    const lapack_int info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'S', (lapack_int)m, (lapack_int)n, &dummy,
+                                                (lapack_int)m, &dummy, &dummy, (lapack_int)m, &dummy,
+                                                (lapack_int)mn, &query, -1, &idummy);
+    const int64_t optimal = info == 0 ? (int64_t)query : 0;
+    return optimal > minimum ? optimal : minimum;
+}
+
+/* Scratch layout of attn__pinv, in doubles, then the integer work array. */
+typedef struct pinv_layout {
+    size_t a, s, u, vt, work, iwork, bytes;
+    int64_t lwork;
+} pinv_layout;
+
+static pinv_layout pinv_plan(int64_t rows, int64_t cols)
+{
+    const size_t mn = (size_t)min64(rows, cols), r = (size_t)rows, c = (size_t)cols, d = sizeof(double);
+    pinv_layout l = {0};
+    l.lwork = dgesdd_lwork(cols, rows);
+    l.a = 0;
+    l.s = l.a + r * c * d;
+    l.u = l.s + mn * d;
+    l.vt = l.u + c * mn * d;
+    l.work = l.vt + mn * r * d;
+    l.iwork = l.work + (size_t)l.lwork * d;
+    l.bytes = l.iwork + 8 * mn * sizeof(lapack_int);
+    return l;
+}
+
+size_t attn__pinv_scratch_bytes(int64_t rows, int64_t cols) { return pinv_plan(rows, cols).bytes; }
+
+attn_status attn__pinv(const char *fn, int64_t rows, int64_t cols, const float *a, int64_t lda, float *out,
+                       int64_t ldo, double rtol, void *scratch)
+{
+    const pinv_layout l = pinv_plan(rows, cols);
+    char *base = scratch;
+    double *at = (double *)(base + l.a), *s = (double *)(base + l.s), *u = (double *)(base + l.u);
+    double *vt = (double *)(base + l.vt), *work = (double *)(base + l.work);
+    lapack_int *iwork = (lapack_int *)(base + l.iwork);
+    const int64_t mn = min64(rows, cols);
+
+    /* Row-major A read as column-major is A^T (cols x rows): LAPACK factors A^T = U S V^T, so
+     * pinv(A) = (pinv(A^T))^T = U S^+ V^T, which needs no transposed copy at either end. */
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            if (!isfinite(a[i * lda + j]))
+                return attn__fail(ATTN_E_NUMERICAL,
+                                  "%s: the %lld x %lld matrix to pseudo-invert has a non-finite entry at (%lld, %lld)",
+                                  fn, (long long)rows, (long long)cols, (long long)i, (long long)j);
+            at[i * cols + j] = a[i * lda + j];
+        }
+    const lapack_int info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'S', (lapack_int)cols, (lapack_int)rows, at,
+                                                (lapack_int)cols, s, u, (lapack_int)cols, vt, (lapack_int)mn, work,
+                                                (lapack_int)l.lwork, iwork);
+    if (info != 0)
+        return attn__fail(ATTN_E_NUMERICAL, "%s: the SVD (LAPACK dgesdd) of a %lld x %lld matrix failed (info %d)", fn,
+                          (long long)rows, (long long)cols, (int)info);
+
+    /* Singular values come sorted in decreasing order; those at or below the cutoff count as zero,
+     * so only the first `rank` singular triplets enter the product. */
+    const double cutoff = rtol * s[0];
+    int64_t rank = 0;
+    while (rank < mn && s[rank] > cutoff) {
+        const double inv = 1.0 / s[rank];
+        for (int64_t i = 0; i < cols; i++)
+            u[rank * cols + i] *= inv;
+        rank++;
+    }
+    /* out (cols x rows, row-major) = U[:, :rank] S^+ VT[:rank, :]; U and VT are column-major, i.e.
+     * their transposes row-major. The product reuses the (consumed) copy of A. */
+    double *p = at;
+    if (rank > 0)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)cols, (int)rows, (int)rank, 1.0, u, (int)cols, vt,
+                    (int)mn, 0.0, p, (int)rows);
+    else
+        memset(p, 0, (size_t)(rows * cols) * sizeof *p);
+    for (int64_t i = 0; i < cols; i++)
+        for (int64_t j = 0; j < rows; j++)
+            out[i * ldo + j] = (float)p[i * rows + j];
+    return ATTN_OK;
+}
