@@ -73,8 +73,9 @@ ATTN_API attn_status attn_mha_get_options(const attn_mha *mha, attn_mha_options 
  * A query whose every key is masked gets zeros before the output projection (never NaN).
  * Thread-safe on a const handle with one workspace per thread (or NULL). Errors:
  * ATTN_E_INVALID_ARG (NULL handle or tensor), ATTN_E_SHAPE (sizes < 1, src_len > max_seq_len for
- * LINFORMER, num_landmarks > tgt_len or src_len for NYSTROM, sizes beyond the 32-bit BLAS range),
- * ATTN_E_NOMEM. */
+ * LINFORMER, num_landmarks > tgt_len or src_len for NYSTROM, tgt_len != src_len for NYSTROM with
+ * conv_kernel > 0, sizes beyond the 32-bit BLAS range), ATTN_E_NOMEM, ATTN_E_NUMERICAL (NYSTROM with
+ * SVD pinv: a non-finite A2 or a failed SVD). NaN inputs otherwise propagate to the output. */
 ATTN_API attn_status attn_mha_forward(const attn_mha *mha, attn_workspace *ws, int64_t batch, int64_t tgt_len,
                                       int64_t src_len, const float *query, const float *key, const float *value,
                                       const uint8_t *key_padding_mask, float *out);
