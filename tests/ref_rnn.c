@@ -24,6 +24,18 @@ void ref_rnn_tensor_name(char *buf, size_t size, const char *base, int64_t layer
     snprintf(buf, size, "%s_l%lld%s%s", base, (long long)layer, suffix, direction ? "_reverse" : "");
 }
 
+void ref_matmul(int64_t n, int64_t p, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
+                double *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < p; j++) {
+            double s = 0;
+            for (int64_t t = 0; t < k; t++)
+                s += a[i * lda + t] * b[t * ldb + j];
+            c[i * ldc + j] = s;
+        }
+}
+
 double *ref_params_get_f64(const attn_params *p, const char *name, int64_t expected_count)
 {
     attn_tensor_info info;
@@ -164,16 +176,10 @@ int ref_rnn_recurrent_matrix(attn_rnn *rnn, int64_t layer, int64_t direction, do
     if (attn_rnn_get_options(rnn, &o) != ATTN_OK || load_weights(rnn, &o, layer, direction, &w) != 0)
         return -1;
     const int64_t H = o.hidden_size, GH = ref_rnn_gates(o.cell) * H;
-    for (int64_t i = 0; i < GH; i++)
-        for (int64_t j = 0; j < H; j++) {
-            double s = 0;
-            if (w.w_hh)
-                s = w.w_hh[i * H + j];
-            else
-                for (int64_t k = 0; k < o.rank; k++)
-                    s += w.u[i * o.rank + k] * w.v[k * H + j];
-            out[i * H + j] = s;
-        }
+    if (w.w_hh)
+        memcpy(out, w.w_hh, (size_t)(GH * H) * sizeof *out);
+    else
+        ref_matmul(GH, H, o.rank, w.u, o.rank, w.v, H, out, H);
     free_weights(&w);
     return 0;
 }

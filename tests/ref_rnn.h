@@ -19,6 +19,11 @@ int64_t ref_rnn_gates(int32_t cell);
 void ref_rnn_tensor_name(char *buf, size_t size, const char *base, int64_t layer, const char *suffix,
                          int64_t direction);
 
+/* c[n, p] = a[n, k] b[k, p] in float64, with row strides lda, ldb, ldc (shared by the references
+ * and the tests that build matrices for them). */
+void ref_matmul(int64_t n, int64_t p, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
+                double *c, int64_t ldc);
+
 /* A new malloc'ed float64 copy of tensor `name` of `p` (caller frees); NULL when the tensor does
  * not exist or its element count differs from `expected_count`. */
 double *ref_params_get_f64(const attn_params *p, const char *name, int64_t expected_count);

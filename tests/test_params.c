@@ -13,22 +13,12 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "test_util.h"
 
 #include <dirent.h>
-#include <math.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 
-#include "attn/attn.h"
 #ifdef ATTN_TEST_INTERNAL
 #include "core/core.h"
 #endif
@@ -36,24 +26,9 @@
 #define MAX_VALUES 4096 /* floats in a snapshot of all tensors; the GRU has 552 */
 #define N_GRU 16
 
-#define ASSERT_OK(call)                                                                                           \
-    do {                                                                                                          \
-        attn_status assert_ok_status_ = (call);                                                                   \
-        if (assert_ok_status_ != ATTN_OK)                                                                         \
-            fail_msg("%s returned %d (%s): %s", #call, assert_ok_status_, attn_status_str(assert_ok_status_),     \
-                     attn_last_error());                                                                          \
-    } while (0)
-
-/* The call failed with `want`, and the message names `fn` and contains `needle` (if not NULL). */
-static void expect_fail(attn_status got, attn_status want, const char *fn, const char *needle)
-{
-    const char *msg = attn_last_error();
-    if (got != want)
-        fail_msg("status %d (%s), expected %d (%s); message: %s", got, attn_status_str(got), want,
-                 attn_status_str(want), msg);
-    if (!strstr(msg, fn) || (needle && !strstr(msg, needle)))
-        fail_msg("message \"%s\" should name \"%s\" and contain \"%s\"", msg, fn, needle ? needle : "");
-}
+/* The call fails with `want`, and attn_last_error() names `fn` and after it the phrase `needle`
+ * (whole, as test_util.h's has_word reads it; NULL: the function alone). */
+#define EXPECT_FAIL(call, want, fn, needle) EXPECT_FAILURE(call, want, fn, needle, #call)
 
 /* ================================================================================================
  * Helpers: snapshots, deterministic values, files
@@ -315,15 +290,15 @@ static void test_count_info_find(void **state)
     assert_int_equal(cost.params, GRU_TOTAL);
 
     attn_tensor_info out = {.name = "untouched"};
-    expect_fail(attn_params_info(NULL, 0, &out), ATTN_E_INVALID_ARG, "attn_params_info", "params");
-    expect_fail(attn_params_info(p, 0, NULL), ATTN_E_INVALID_ARG, "attn_params_info", "out");
-    expect_fail(attn_params_info(p, -1, &out), ATTN_E_INVALID_ARG, "attn_params_info", "-1");
-    expect_fail(attn_params_info(p, N_GRU, &out), ATTN_E_INVALID_ARG, "attn_params_info", "16");
-    expect_fail(attn_params_find(NULL, "bias_ih_l0", &out), ATTN_E_INVALID_ARG, "attn_params_find", "params");
-    expect_fail(attn_params_find(p, NULL, &out), ATTN_E_INVALID_ARG, "attn_params_find", "name");
-    expect_fail(attn_params_find(p, "bias_ih_l0", NULL), ATTN_E_INVALID_ARG, "attn_params_find", "out");
-    expect_fail(attn_params_find(p, "bias_ih_l2", &out), ATTN_E_NOT_FOUND, "attn_params_find", "bias_ih_l2");
-    expect_fail(attn_params_find(p, "", &out), ATTN_E_NOT_FOUND, "attn_params_find", NULL);
+    EXPECT_FAIL(attn_params_info(NULL, 0, &out), ATTN_E_INVALID_ARG, "attn_params_info", "params");
+    EXPECT_FAIL(attn_params_info(p, 0, NULL), ATTN_E_INVALID_ARG, "attn_params_info", "out");
+    EXPECT_FAIL(attn_params_info(p, -1, &out), ATTN_E_INVALID_ARG, "attn_params_info", "-1");
+    EXPECT_FAIL(attn_params_info(p, N_GRU, &out), ATTN_E_INVALID_ARG, "attn_params_info", "16");
+    EXPECT_FAIL(attn_params_find(NULL, "bias_ih_l0", &out), ATTN_E_INVALID_ARG, "attn_params_find", "params");
+    EXPECT_FAIL(attn_params_find(p, NULL, &out), ATTN_E_INVALID_ARG, "attn_params_find", "name");
+    EXPECT_FAIL(attn_params_find(p, "bias_ih_l0", NULL), ATTN_E_INVALID_ARG, "attn_params_find", "out");
+    EXPECT_FAIL(attn_params_find(p, "bias_ih_l2", &out), ATTN_E_NOT_FOUND, "attn_params_find", "bias_ih_l2");
+    EXPECT_FAIL(attn_params_find(p, "", &out), ATTN_E_NOT_FOUND, "attn_params_find", NULL);
     assert_string_equal(out.name, "untouched");
 }
 
@@ -344,29 +319,29 @@ static void test_set_get(void **state)
     /* Every failing set leaves every tensor as it was; every failing get leaves `out` alone. */
     snapshot(p, before);
     float data[96] = {0}, out[96];
-    expect_fail(attn_params_set(NULL, "bias_ih_l0", data, 12), ATTN_E_INVALID_ARG, "attn_params_set", "params");
-    expect_fail(attn_params_set(p, NULL, data, 12), ATTN_E_INVALID_ARG, "attn_params_set", "name");
-    expect_fail(attn_params_set(p, "bias_ih_l0", NULL, 12), ATTN_E_INVALID_ARG, "attn_params_set", "data");
-    expect_fail(attn_params_set(p, "bias_ih", data, 12), ATTN_E_NOT_FOUND, "attn_params_set", "bias_ih");
-    expect_fail(attn_params_set(p, "bias_ih_l0", data, 11), ATTN_E_SHAPE, "attn_params_set",
+    EXPECT_FAIL(attn_params_set(NULL, "bias_ih_l0", data, 12), ATTN_E_INVALID_ARG, "attn_params_set", "params");
+    EXPECT_FAIL(attn_params_set(p, NULL, data, 12), ATTN_E_INVALID_ARG, "attn_params_set", "name");
+    EXPECT_FAIL(attn_params_set(p, "bias_ih_l0", NULL, 12), ATTN_E_INVALID_ARG, "attn_params_set", "data");
+    EXPECT_FAIL(attn_params_set(p, "bias_ih", data, 12), ATTN_E_NOT_FOUND, "attn_params_set", "bias_ih");
+    EXPECT_FAIL(attn_params_set(p, "bias_ih_l0", data, 11), ATTN_E_SHAPE, "attn_params_set",
                 "tensor 'bias_ih_l0' has 12 elements, count is 11");
-    expect_fail(attn_params_set(p, "bias_ih_l0", data, 13), ATTN_E_SHAPE, "attn_params_set", "count is 13");
-    expect_fail(attn_params_set(p, "bias_ih_l0", data, -1), ATTN_E_SHAPE, "attn_params_set", "count is -1");
-    expect_fail(attn_params_set(p, "weight_ih_l1", data, 0), ATTN_E_SHAPE, "attn_params_set", "96 elements");
+    EXPECT_FAIL(attn_params_set(p, "bias_ih_l0", data, 13), ATTN_E_SHAPE, "attn_params_set", "count is 13");
+    EXPECT_FAIL(attn_params_set(p, "bias_ih_l0", data, -1), ATTN_E_SHAPE, "attn_params_set", "count is -1");
+    EXPECT_FAIL(attn_params_set(p, "weight_ih_l1", data, 0), ATTN_E_SHAPE, "attn_params_set", "96 elements");
     data[5] = NAN;
-    expect_fail(attn_params_set(p, "bias_ih_l0", data, 12), ATTN_E_NUMERICAL, "attn_params_set", "data[5] is NaN");
+    EXPECT_FAIL(attn_params_set(p, "bias_ih_l0", data, 12), ATTN_E_NUMERICAL, "attn_params_set", "data[5] is NaN");
     data[5] = 0;
     data[11] = -INFINITY;
-    expect_fail(attn_params_set(p, "bias_ih_l0", data, 12), ATTN_E_NUMERICAL, "attn_params_set", "data[11]");
+    EXPECT_FAIL(attn_params_set(p, "bias_ih_l0", data, 12), ATTN_E_NUMERICAL, "attn_params_set", "data[11]");
     assert_unchanged(p, before);
 
     for (int i = 0; i < 96; i++)
         out[i] = 42.0f;
-    expect_fail(attn_params_get(NULL, "bias_ih_l0", out, 12), ATTN_E_INVALID_ARG, "attn_params_get", "params");
-    expect_fail(attn_params_get(p, NULL, out, 12), ATTN_E_INVALID_ARG, "attn_params_get", "name");
-    expect_fail(attn_params_get(p, "bias_ih_l0", NULL, 12), ATTN_E_INVALID_ARG, "attn_params_get", "out");
-    expect_fail(attn_params_get(p, "nope", out, 12), ATTN_E_NOT_FOUND, "attn_params_get", "'nope'");
-    expect_fail(attn_params_get(p, "bias_ih_l0", out, 96), ATTN_E_SHAPE, "attn_params_get", "count is 96");
+    EXPECT_FAIL(attn_params_get(NULL, "bias_ih_l0", out, 12), ATTN_E_INVALID_ARG, "attn_params_get", "params");
+    EXPECT_FAIL(attn_params_get(p, NULL, out, 12), ATTN_E_INVALID_ARG, "attn_params_get", "name");
+    EXPECT_FAIL(attn_params_get(p, "bias_ih_l0", NULL, 12), ATTN_E_INVALID_ARG, "attn_params_get", "out");
+    EXPECT_FAIL(attn_params_get(p, "nope", out, 12), ATTN_E_NOT_FOUND, "attn_params_get", "'nope'");
+    EXPECT_FAIL(attn_params_get(p, "bias_ih_l0", out, 96), ATTN_E_SHAPE, "attn_params_get", "count is 96");
     for (int i = 0; i < 96; i++)
         assert_true(out[i] == 42.0f);
 }
@@ -429,7 +404,7 @@ static void test_init(void **state)
     ASSERT_OK(attn_params_get(p, "weight_ih_l0_reverse", w_rev, 36));
     assert_memory_not_equal(w, w_rev, sizeof w);
 
-    expect_fail(attn_params_init(NULL, 1), ATTN_E_INVALID_ARG, "attn_params_init", "params");
+    EXPECT_FAIL(attn_params_init(NULL, 1), ATTN_E_INVALID_ARG, "attn_params_init", "params");
 }
 
 /* ================================================================================================
@@ -496,8 +471,8 @@ static void test_save_load_roundtrip(void **state)
     ASSERT_OK(attn_params_save(p, path, "rnn."));
     ASSERT_OK(attn_params_init(p, 5));
     snapshot(p, saved);
-    expect_fail(attn_params_load(p, path, NULL, 0), ATTN_E_NOT_FOUND, "attn_params_load", "'weight_ih_l0'");
-    expect_fail(attn_params_load(p, path, "rnn", 0), ATTN_E_NOT_FOUND, "attn_params_load", "'rnnweight_ih_l0'");
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_NOT_FOUND, "attn_params_load", "'weight_ih_l0'");
+    EXPECT_FAIL(attn_params_load(p, path, "rnn", 0), ATTN_E_NOT_FOUND, "attn_params_load", "'rnnweight_ih_l0'");
     assert_unchanged(p, saved);
     /* Saving over an existing file replaces it. */
     ASSERT_OK(attn_params_save(p, path, NULL));
@@ -511,14 +486,14 @@ static void test_save_errors(void **state)
     attn_params *p = gru_params(state);
     char path[1024], dir[1024];
     path_for(path, sizeof path, "no_such_dir/x.safetensors");
-    expect_fail(attn_params_save(NULL, path, NULL), ATTN_E_INVALID_ARG, "attn_params_save", "params");
-    expect_fail(attn_params_save(p, NULL, NULL), ATTN_E_INVALID_ARG, "attn_params_save", "path");
-    expect_fail(attn_params_save(p, path, NULL), ATTN_E_IO, "attn_params_save", "no_such_dir/x.safetensors");
+    EXPECT_FAIL(attn_params_save(NULL, path, NULL), ATTN_E_INVALID_ARG, "attn_params_save", "params");
+    EXPECT_FAIL(attn_params_save(p, NULL, NULL), ATTN_E_INVALID_ARG, "attn_params_save", "path");
+    EXPECT_FAIL(attn_params_save(p, path, NULL), ATTN_E_IO, "attn_params_save", path);
     /* A directory in the way: the temporary file is written, the rename fails, and no temporary
      * file is left behind. */
     path_for(dir, sizeof dir, "a_directory");
     mkdir(dir, 0755);
-    expect_fail(attn_params_save(p, dir, NULL), ATTN_E_IO, "attn_params_save", "a_directory");
+    EXPECT_FAIL(attn_params_save(p, dir, NULL), ATTN_E_IO, "attn_params_save", dir);
     assert_false(temp_files_left(dir));
     struct stat st;
     assert_int_equal(stat(dir, &st), 0);
@@ -614,7 +589,7 @@ static void test_load_special_values(void **state)
         raw[bad[k].at] = bad[k].bits;
         char needle[64];
         snprintf(needle, sizeof needle, "tensor 'bias_ih_l0': element %d", bad[k].at);
-        expect_fail(load_bias(p, bad[k].dtype, bad[k].size, raw), ATTN_E_NUMERICAL, "attn_params_load", needle);
+        EXPECT_FAIL(load_bias(p, bad[k].dtype, bad[k].size, raw), ATTN_E_NUMERICAL, "attn_params_load", needle);
         assert_unchanged(p, before);
     }
 }
@@ -630,7 +605,7 @@ static void test_load_flags(void **state)
     write_params(path, p, (file_spec){.target = "weight_hh_l1"});
     ASSERT_OK(attn_params_init(p, 3));
     snapshot(p, before);
-    expect_fail(attn_params_load(p, path, NULL, 0), ATTN_E_NOT_FOUND, "attn_params_load",
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_NOT_FOUND, "attn_params_load",
                 "tensor 'weight_hh_l1' is missing");
     assert_unchanged(p, before);
     ASSERT_OK(attn_params_load(p, path, NULL, ATTN_LOAD_ALLOW_MISSING));
@@ -654,11 +629,11 @@ static void test_load_flags(void **state)
                                                             "\"shape\":[1],\"data_offsets\":[0,4]}"});
     ASSERT_OK(attn_params_init(p, 4));
     snapshot(p, before);
-    expect_fail(attn_params_load(p, path, "m.", ATTN_LOAD_REJECT_UNKNOWN), ATTN_E_NOT_FOUND, "attn_params_load",
+    EXPECT_FAIL(attn_params_load(p, path, "m.", ATTN_LOAD_REJECT_UNKNOWN), ATTN_E_NOT_FOUND, "attn_params_load",
                 "unknown tensor 'm.extra'");
-    expect_fail(attn_params_load(p, path, "m.", ATTN_LOAD_REJECT_UNKNOWN | ATTN_LOAD_ALLOW_MISSING),
+    EXPECT_FAIL(attn_params_load(p, path, "m.", ATTN_LOAD_REJECT_UNKNOWN | ATTN_LOAD_ALLOW_MISSING),
                 ATTN_E_NOT_FOUND, "attn_params_load", "unknown tensor 'm.extra'");
-    expect_fail(attn_params_load(p, path, "", ATTN_LOAD_REJECT_UNKNOWN | ATTN_LOAD_ALLOW_MISSING),
+    EXPECT_FAIL(attn_params_load(p, path, "", ATTN_LOAD_REJECT_UNKNOWN | ATTN_LOAD_ALLOW_MISSING),
                 ATTN_E_NOT_FOUND, "attn_params_load", "unknown tensor");
     assert_unchanged(p, before);
     ASSERT_OK(attn_params_load(p, path, "m.", 0));
@@ -676,11 +651,11 @@ static void test_load_flags(void **state)
     ASSERT_OK(attn_params_load(p, path, "absent.", ATTN_LOAD_ALLOW_MISSING | ATTN_LOAD_REJECT_UNKNOWN));
     assert_unchanged(p, before);
 
-    expect_fail(attn_params_load(p, path, NULL, 0x4), ATTN_E_INVALID_ARG, "attn_params_load", "0x4");
-    expect_fail(attn_params_load(p, path, NULL, 0x80000001u), ATTN_E_INVALID_ARG, "attn_params_load",
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0x4), ATTN_E_INVALID_ARG, "attn_params_load", "0x4");
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0x80000001u), ATTN_E_INVALID_ARG, "attn_params_load",
                 "0x80000000");
-    expect_fail(attn_params_load(NULL, path, NULL, 0), ATTN_E_INVALID_ARG, "attn_params_load", "params");
-    expect_fail(attn_params_load(p, NULL, NULL, 0), ATTN_E_INVALID_ARG, "attn_params_load", "path");
+    EXPECT_FAIL(attn_params_load(NULL, path, NULL, 0), ATTN_E_INVALID_ARG, "attn_params_load", "params");
+    EXPECT_FAIL(attn_params_load(p, NULL, NULL, 0), ATTN_E_INVALID_ARG, "attn_params_load", "path");
     assert_unchanged(p, before);
 }
 
@@ -795,10 +770,10 @@ static void test_load_bad_files(void **state)
 
     path_for(path, sizeof path, "does_not_exist.safetensors");
     remove(path);
-    expect_fail(attn_params_load(p, path, NULL, 0), ATTN_E_IO, "attn_params_load", "does_not_exist.safetensors");
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_IO, "attn_params_load", path);
     path_for(path, sizeof path, "a_directory");
     mkdir(path, 0755);
-    expect_fail(attn_params_load(p, path, NULL, 0), ATTN_E_IO, "attn_params_load", "a_directory");
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_IO, "attn_params_load", path);
 
     path_for(path, sizeof path, "bad_file.safetensors");
     for (size_t len = 0; len < 8; len += 5) { /* 0 and 5 bytes */
@@ -806,7 +781,7 @@ static void test_load_bad_files(void **state)
         assert_non_null(f);
         assert_int_equal(fwrite("\x10\0\0\0\0", 1, len, f), len);
         fclose(f);
-        expect_fail(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", "shorter than the 8-byte");
+        EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", "shorter than the 8-byte");
     }
 
     /* Header lengths beyond the file, up to 2^63 and 2^64 - 1: rejected before any allocation. */
@@ -816,7 +791,7 @@ static void test_load_bad_files(void **state)
         write_raw(path, lengths[k], &header, NULL);
         char needle[64];
         snprintf(needle, sizeof needle, "header length %llu exceeds", (unsigned long long)lengths[k]);
-        expect_fail(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", needle);
+        EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", needle);
     }
     /* The format's 100 MB header limit holds even when the file is that large (sparse file). */
     write_raw(path, 100000001, &header, NULL);
@@ -825,7 +800,7 @@ static void test_load_bad_files(void **state)
     assert_int_equal(fseek(f, 100000100, SEEK_SET), 0);
     assert_int_equal(fputc(' ', f), ' ');
     fclose(f);
-    expect_fail(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", "limit");
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", "limit");
 
     /* Headers that are not a JSON object of entries. */
     const struct {
@@ -851,7 +826,7 @@ static void test_load_bad_files(void **state)
         write_raw(path, h.n, &h, NULL);
         free(h.b);
         attn_status s = attn_params_load(p, path, NULL, 0);
-        expect_fail(s, strstr(bad_headers[k].needle, "missing") ? ATTN_E_NOT_FOUND : ATTN_E_FORMAT,
+        EXPECT_FAIL(s, strstr(bad_headers[k].needle, "missing") ? ATTN_E_NOT_FOUND : ATTN_E_FORMAT,
                     "attn_params_load", bad_headers[k].needle);
     }
 
@@ -868,7 +843,7 @@ static void test_load_bad_files(void **state)
     assert_non_null(g);
     fwrite(data.b, 1, data.n, g);
     fclose(g);
-    expect_fail(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", "do not fit");
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", "do not fit");
 
     assert_unchanged(p, before);
     free(header.b);
@@ -908,49 +883,49 @@ static void test_declare_errors(void **state)
     int64_t index = -7;
     ASSERT_OK(attn__params_add(p, "w", 2, ok, ATTN_INIT_UNIFORM, 1.0f, &index));
     assert_int_equal(index, 0);
-    expect_fail(attn__params_add(p, "w", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG, "test_owner",
+    EXPECT_FAIL(attn__params_add(p, "w", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG, "test_owner",
                 "'w' is already taken");
-    expect_fail(attn__params_add(p, "", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG, "test_owner",
+    EXPECT_FAIL(attn__params_add(p, "", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG, "test_owner",
                 "name");
-    expect_fail(attn__params_add(p, NULL, 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG,
+    EXPECT_FAIL(attn__params_add(p, NULL, 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG,
                 "test_owner", "name");
-    expect_fail(attn__params_add(NULL, "v", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG,
+    EXPECT_FAIL(attn__params_add(NULL, "v", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG,
                 "attn__params_add", "params");
-    expect_fail(attn__params_add(p, "v", 0, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
+    EXPECT_FAIL(attn__params_add(p, "v", 0, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "ndim 0");
-    expect_fail(attn__params_add(p, "v", 5, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
+    EXPECT_FAIL(attn__params_add(p, "v", 5, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "ndim 5");
-    expect_fail(attn__params_add(p, "v", 2, NULL, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
+    EXPECT_FAIL(attn__params_add(p, "v", 2, NULL, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "shape NULL");
-    expect_fail(attn__params_add(p, "v", 2, zero, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
+    EXPECT_FAIL(attn__params_add(p, "v", 2, zero, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "[2, 0]");
-    expect_fail(attn__params_add(p, "v", 1, negative, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE,
+    EXPECT_FAIL(attn__params_add(p, "v", 1, negative, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE,
                 "test_owner", "[-1]");
-    expect_fail(attn__params_add(p, "v", 2, huge, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
+    EXPECT_FAIL(attn__params_add(p, "v", 2, huge, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "'v'");
-    expect_fail(attn__params_add(p, "v", 2, big, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
+    EXPECT_FAIL(attn__params_add(p, "v", 2, big, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_SHAPE, "test_owner",
                 "too large");
-    expect_fail(attn__params_add(p, "v", 2, ok, (attn_init_law)7, 1, NULL), ATTN_E_INVALID_ARG, "test_owner",
+    EXPECT_FAIL(attn__params_add(p, "v", 2, ok, (attn_init_law)7, 1, NULL), ATTN_E_INVALID_ARG, "test_owner",
                 "init law 7");
-    expect_fail(attn__params_alias(p, "w", 0), ATTN_E_INVALID_ARG, "test_owner", "'w' is already taken");
-    expect_fail(attn__params_alias(p, "w2", 1), ATTN_E_INVALID_ARG, "test_owner", "tensor 1 of 1");
-    expect_fail(attn__params_alias(p, "w2", -1), ATTN_E_INVALID_ARG, "test_owner", "tensor -1");
+    EXPECT_FAIL(attn__params_alias(p, "w", 0), ATTN_E_INVALID_ARG, "test_owner", "'w' is already taken");
+    EXPECT_FAIL(attn__params_alias(p, "w2", 1), ATTN_E_INVALID_ARG, "test_owner", "tensor 1 of 1");
+    EXPECT_FAIL(attn__params_alias(p, "w2", -1), ATTN_E_INVALID_ARG, "test_owner", "tensor -1");
     ASSERT_OK(attn__params_alias(p, "w2", 0));
-    expect_fail(attn__params_add(p, "w2", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG,
+    EXPECT_FAIL(attn__params_add(p, "w2", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INVALID_ARG,
                 "test_owner", "'w2' is already taken");
     assert_int_equal(attn_params_count(p), 1);
     assert_int_equal(attn__params_total(p), 6);
 
     /* Before finalize there is no data to copy; after it, nothing can be declared. */
     float x[6] = {0};
-    expect_fail(attn_params_set(p, "w", x, 6), ATTN_E_INTERNAL, "attn_params_set", "finalize");
-    expect_fail(attn_params_init(p, 0), ATTN_E_INTERNAL, "attn_params_init", "finalize");
+    EXPECT_FAIL(attn_params_set(p, "w", x, 6), ATTN_E_INTERNAL, "attn_params_set", "finalize");
+    EXPECT_FAIL(attn_params_init(p, 0), ATTN_E_INTERNAL, "attn_params_init", "finalize");
     assert_null(attn__params_data(p, 0));
     ASSERT_OK(attn__params_finalize(p));
-    expect_fail(attn__params_finalize(p), ATTN_E_INTERNAL, "test_owner", "twice");
-    expect_fail(attn__params_add(p, "u", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INTERNAL, "test_owner",
+    EXPECT_FAIL(attn__params_finalize(p), ATTN_E_INTERNAL, "test_owner", "twice");
+    EXPECT_FAIL(attn__params_add(p, "u", 2, ok, ATTN_INIT_UNIFORM, 1, NULL), ATTN_E_INTERNAL, "test_owner",
                 "after finalize");
-    expect_fail(attn__params_alias(p, "u", 0), ATTN_E_INTERNAL, "test_owner", "after finalize");
+    EXPECT_FAIL(attn__params_alias(p, "u", 0), ATTN_E_INTERNAL, "test_owner", "after finalize");
     assert_null(attn__params_data(p, 1));
     assert_null(attn__params_data(p, -1));
     attn__params_destroy(p);
@@ -964,7 +939,7 @@ static void test_declare_errors(void **state)
     ASSERT_OK(attn_params_save(p, path, NULL));
     ASSERT_OK(attn_params_load(p, path, NULL, ATTN_LOAD_REJECT_UNKNOWN));
     attn__params_destroy(p);
-    expect_fail(attn__params_create(NULL, "test_owner"), ATTN_E_INVALID_ARG, "attn__params_create", "out");
+    EXPECT_FAIL(attn__params_create(NULL, "test_owner"), ATTN_E_INVALID_ARG, "attn__params_create", "out");
 }
 
 /* mem_bias (2,3) CONSTANT 0.25 with two aliases, as the memory network declares it, then a 4000-
@@ -1054,7 +1029,7 @@ static void test_alias_load(void **state)
     write_params(path, p, (file_spec){.target = "memory.mem_bias",
                                       .extra = "\"ntm.memory.mem_bias\":{\"dtype\":\"F32\",\"shape\":[3,2],"
                                                "\"data_offsets\":[0,24]}"});
-    expect_fail(attn_params_load(p, path, NULL, 0), ATTN_E_SHAPE, "attn_params_load",
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_SHAPE, "attn_params_load",
                 "tensor 'ntm.memory.mem_bias' has shape [3, 2] in");
     assert_unchanged(p, before);
     attn__params_destroy(p);

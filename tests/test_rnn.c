@@ -6,102 +6,29 @@
  * DENSE), and closed-form costs. Every public function of rnn.h also has its error paths checked:
  * status, the message of attn_last_error(), and outputs left untouched.
  *
- * Tolerance of every float32-vs-float64 comparison in this file (TOL below):
+ * Tolerance of every float32-vs-float64 comparison in this file (TOL, tests/test_util.h):
  *     max |got - ref| <= 1e-5 * max(1, max |ref|)
  * Float32 rounding over 3 layers x 17 steps stays far inside it, while a wrong index, gate order,
  * direction or bias is off by orders of magnitude.
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "test_util.h"
 
-#include <cmocka.h>
-
-#include <math.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "attn/attn.h"
 #include "ref_rnn.h"
 
-#define TOL 1e-5
-#define ANY_ERROR INT32_MIN /* expected status of a call that must fail, with any code */
-#define HUGE_SIZE (INT64_MAX / 2)
 #define MAX_TENSORS 64
 
 static const char *const cell_names[] = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU"};
 static const char *const recurrence_names[] = {"DENSE", "LOW_RANK", "KRONECKER"};
 static const int32_t all_cells[] = {ATTN_CELL_RNN_TANH, ATTN_CELL_RNN_RELU, ATTN_CELL_LSTM, ATTN_CELL_GRU};
 static const int32_t tested_recurrences[] = {ATTN_RECURRENCE_DENSE, ATTN_RECURRENCE_LOW_RANK};
-#define COUNT_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* ================================================================================================
- * Helpers: random data, configurations, comparisons, error expectations
+ * Helpers: configurations (the generic ones are in test_util.h)
  * ============================================================================================= */
-
-#define ASSERT_OK(call)                                                                                           \
-    do {                                                                                                          \
-        attn_status assert_ok_status_ = (call);                                                                   \
-        if (assert_ok_status_ != ATTN_OK)                                                                         \
-            fail_msg("%s returned %d (%s): %s", #call, assert_ok_status_, attn_status_str(assert_ok_status_),     \
-                     attn_last_error());                                                                          \
-    } while (0)
-
-/* splitmix64: the test data must not depend on the C library's rand(). */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(uint64_t *s) /* in [-1, 1) */ { return (double)(rng_next(s) >> 11) * 0x1.0p-52 - 1.0; }
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p)
-        fail_msg("out of memory in the test (%zu bytes)", bytes);
-    return p;
-}
-
-static float *random_floats(int64_t n, uint64_t seed)
-{
-    float *a = xmalloc((size_t)n * sizeof *a);
-    for (int64_t i = 0; i < n; i++)
-        a[i] = (float)rng_uniform(&seed);
-    return a;
-}
-
-static float *filled_floats(int64_t n, float v)
-{
-    float *a = xmalloc((size_t)n * sizeof *a);
-    for (int64_t i = 0; i < n; i++)
-        a[i] = v;
-    return a;
-}
-
-static double *to_f64(const float *a, int64_t n)
-{
-    double *d = xmalloc((size_t)n * sizeof *d);
-    for (int64_t i = 0; i < n; i++)
-        d[i] = a[i];
-    return d;
-}
-
-static int all_equal(const float *a, int64_t n, float v)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (memcmp(&a[i], &v, sizeof v) != 0)
-            return 0;
-    return 1;
-}
 
 /* The options of one test network; everything a test varies. */
 typedef struct rnn_cfg {
@@ -142,81 +69,6 @@ static attn_rnn *make_rnn(const rnn_cfg *c, uint64_t seed)
     return rnn;
 }
 
-/* Fails unless max |got - ref| <= TOL * max(1, max |ref|); a NaN anywhere fails. */
-static void check_close(const char *ctx, const char *what, const double *ref, const float *got, int64_t n)
-{
-    double scale = 1.0, err = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(ref[i]));
-    for (int64_t i = 0; i < n; i++) {
-        const double e = fabs((double)got[i] - ref[i]);
-        if (isnan(e))
-            err = INFINITY;
-        else if (e > err)
-            err = e;
-    }
-    if (!(err <= TOL * scale))
-        fail_msg("%s: %s: max abs error %.3g > %.3g (= %g * max(1, %.3g))", ctx, what, err, TOL * scale, TOL,
-                 scale);
-}
-
-static void check_close_f32(const char *ctx, const char *what, const float *ref, const float *got, int64_t n)
-{
-    double *r = to_f64(ref, n);
-    check_close(ctx, what, r, got, n);
-    free(r);
-}
-
-static int is_ident_char(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
-}
-
-/* True when `word` occurs in `s` as a whole identifier ("x" matches "x is NULL", not "exceeds"). */
-static int has_word(const char *s, const char *word)
-{
-    const size_t n = strlen(word);
-    for (const char *p = strstr(s, word); p; p = strstr(p + 1, word))
-        if ((p == s || !is_ident_char(p[-1])) && !is_ident_char(p[n]))
-            return 1;
-    return 0;
-}
-
-/* True when `s` contains one of the '|'-separated words of `alternatives`. */
-static int has_any_word(const char *s, const char *alternatives)
-{
-    char word[64];
-    for (const char *a = alternatives; *a;) {
-        size_t n = strcspn(a, "|");
-        if (n > 0 && n < sizeof word) {
-            memcpy(word, a, n);
-            word[n] = '\0';
-            if (has_word(s, word))
-                return 1;
-        }
-        a += n + (a[n] == '|');
-    }
-    return 0;
-}
-
-/* Checks a failed call: the status (or any error for ANY_ERROR), and that attn_last_error() names
- * the function and, after it, the argument (one of the '|'-separated `args`). */
-static void expect_failure_at(attn_status got, attn_status want, const char *fn, const char *args,
-                              const char *what, const char *file, int line)
-{
-    const char *msg = attn_last_error();
-    const int status_ok = want == ANY_ERROR ? got < 0 : got == want;
-    const char *at = msg ? strstr(msg, fn) : NULL;
-    if (!status_ok || !at || !has_any_word(at + strlen(fn), args)) {
-        print_error("%s:%d: %s: got status %d (%s), want %d; attn_last_error() = \"%s\" must name %s and "
-                    "one of {%s}\n",
-                    file, line, what, got, attn_status_str(got), want, msg ? msg : "(NULL)", fn, args);
-        _fail(file, line);
-    }
-}
-#define EXPECT_FAILURE(call, want, fn, args, what)                                                                \
-    expect_failure_at((call), (want), (fn), (args), (what), __FILE__, __LINE__)
-
 static int64_t dirs(const attn_rnn_options *o) { return o->bidirectional ? 2 : 1; }
 
 /* ================================================================================================
@@ -241,11 +93,11 @@ static void check_forward(attn_rnn *rnn, attn_workspace *ws, const fwd_case *fc,
     snprintf(where, sizeof where, "%s B=%lld T=%lld h0=%d c0=%d h_n=%d c_n=%d ws=%d", ctx, (long long)B,
              (long long)T, fc->use_h0, fc->use_c0, fc->want_h_n, fc->want_c_n, ws != NULL);
 
-    float *x = random_floats(nx, seed);
-    float *h0 = fc->use_h0 ? random_floats(ns, seed + 1) : NULL;
-    float *c0 = fc->use_c0 ? random_floats(ns, seed + 2) : NULL;
-    float *x_copy = random_floats(nx, seed), *h0_copy = random_floats(ns, seed + 1);
-    float *c0_copy = random_floats(ns, seed + 2);
+    float *x = random_floats(nx, seed, 1.0);
+    float *h0 = fc->use_h0 ? random_floats(ns, seed + 1, 1.0) : NULL;
+    float *c0 = fc->use_c0 ? random_floats(ns, seed + 2, 1.0) : NULL;
+    float *x_copy = random_floats(nx, seed, 1.0), *h0_copy = random_floats(ns, seed + 1, 1.0);
+    float *c0_copy = random_floats(ns, seed + 2, 1.0);
     float *y = filled_floats(ny, NAN);
     float *h_n = fc->want_h_n ? filled_floats(ns, NAN) : NULL;
     float *c_n = fc->want_c_n ? filled_floats(ns, NAN) : NULL;
@@ -539,13 +391,7 @@ static void copy_as_low_rank(attn_rnn *dense, attn_rnn *lr, int split, uint64_t 
                 m[i] = split == SPLIT_IDENTITY ? (i / H == i % H)
                                                : (i / H == i % H ? 2.0 : 0.0) + 0.3 * rng_uniform(&seed);
             assert_int_equal(invert(m, minv, H), 0);
-            for (int64_t i = 0; i < GH; i++)
-                for (int64_t j = 0; j < H; j++) {
-                    double s = 0;
-                    for (int64_t k = 0; k < H; k++)
-                        s += w[i * H + k] * minv[k * H + j];
-                    u[i * H + j] = s;
-                }
+            ref_matmul(GH, H, H, w, H, minv, H, u, H);
             ref_rnn_tensor_name(name, sizeof name, "weight_hh", l, "_u", d);
             set_tensor_f64(pl, name, u, GH * H);
             ref_rnn_tensor_name(name, sizeof name, "weight_hh", l, "_v", d);
@@ -583,8 +429,8 @@ static void test_low_rank_full_rank_equals_dense(void **state)
                 const int lstm = c.cell == ATTN_CELL_LSTM;
                 const int64_t D = c.bidirectional ? 2 : 1, ny = B * T * D * c.hidden,
                               ns = c.layers * D * B * c.hidden;
-                float *x = random_floats(B * T * c.input, seed++), *h0 = random_floats(ns, seed++);
-                float *c0 = lstm ? random_floats(ns, seed++) : NULL;
+                float *x = random_floats(B * T * c.input, seed++, 1.0), *h0 = random_floats(ns, seed++, 1.0);
+                float *c0 = lstm ? random_floats(ns, seed++, 1.0) : NULL;
                 float *y[2], *hn[2], *cn[2];
                 attn_rnn *nets[2] = {dense, lr};
                 for (int k = 0; k < 2; k++) {
@@ -592,10 +438,10 @@ static void test_low_rank_full_rank_equals_dense(void **state)
                     cn[k] = lstm ? filled_floats(ns, NAN) : NULL;
                     ASSERT_OK(attn_rnn_forward(nets[k], NULL, B, T, x, h0, c0, y[k], hn[k], cn[k]));
                 }
-                check_close_f32(ctx, "y (LOW_RANK vs DENSE)", y[0], y[1], ny);
-                check_close_f32(ctx, "h_n (LOW_RANK vs DENSE)", hn[0], hn[1], ns);
+                check_close_f32(ctx, "y (LOW_RANK vs DENSE)", y[0], y[1], ny, TOL);
+                check_close_f32(ctx, "h_n (LOW_RANK vs DENSE)", hn[0], hn[1], ns, TOL);
                 if (lstm)
-                    check_close_f32(ctx, "c_n (LOW_RANK vs DENSE)", cn[0], cn[1], ns);
+                    check_close_f32(ctx, "c_n (LOW_RANK vs DENSE)", cn[0], cn[1], ns, TOL);
                 for (int k = 0; k < 2; k++)
                     free(y[k]), free(hn[k]), free(cn[k]);
                 free(x), free(h0), free(c0);
@@ -688,9 +534,9 @@ static attn_status run_forward(attn_rnn *rnn, attn_workspace *ws, int64_t B, int
     ASSERT_OK(attn_rnn_get_options(rnn, &o));
     const int lstm = o.cell == ATTN_CELL_LSTM;
     const int64_t ns = o.num_layers * dirs(&o) * B * o.hidden_size;
-    float *x = random_floats(B * T * o.input_size, seed), *y = filled_floats(B * T * dirs(&o) * o.hidden_size, 0);
-    float *h0 = optional ? random_floats(ns, seed + 1) : NULL,
-          *c0 = optional && lstm ? random_floats(ns, seed + 2) : NULL;
+    float *x = random_floats(B * T * o.input_size, seed, 1.0), *y = filled_floats(B * T * dirs(&o) * o.hidden_size, 0);
+    float *h0 = optional ? random_floats(ns, seed + 1, 1.0) : NULL,
+          *c0 = optional && lstm ? random_floats(ns, seed + 2, 1.0) : NULL;
     float *hn = optional ? filled_floats(ns, 0) : NULL, *cn = optional && lstm ? filled_floats(ns, 0) : NULL;
     attn_status s = attn_rnn_forward(rnn, ws, B, T, x, h0, c0, y, hn, cn);
     free(x), free(y), free(h0), free(c0), free(hn), free(cn);
@@ -908,11 +754,7 @@ static void test_create_errors(void **state)
     /* A newer caller's bigger struct: zero extra bytes are fine, a set one asks for something
      * this library does not know. */
     const size_t big = sizeof o + 24;
-    unsigned char *buf = calloc(1, big);
-    assert_non_null(buf);
-    memcpy(buf, &o, sizeof o);
-    const uint32_t big_size = (uint32_t)big;
-    memcpy(buf, &big_size, sizeof big_size);
+    unsigned char *buf = grown_options(&o, sizeof o, big);
     attn_rnn *rnn = NULL;
     ASSERT_OK(attn_rnn_create(&rnn, (const attn_rnn_options *)(const void *)buf));
     attn_rnn_options got;
@@ -984,7 +826,7 @@ static void test_forward_errors(void **state)
         handles[k] = make_rnn(&c, 3);
     }
     const int64_t ny = B * T * 2 * H, ns = L * 2 * B * H;
-    float *x = random_floats(B * T * I, 1), *h0 = random_floats(ns, 2), *c0 = random_floats(ns, 3);
+    float *x = random_floats(B * T * I, 1, 1.0), *h0 = random_floats(ns, 2, 1.0), *c0 = random_floats(ns, 3, 1.0);
     float *y = filled_floats(ny, -7.5f), *hn = filled_floats(ns, -7.5f), *cn = filled_floats(ns, -7.5f);
     attn_workspace *ws = NULL;
     ASSERT_OK(attn_workspace_create(&ws));
@@ -1093,9 +935,7 @@ typedef struct thread_job {
     const float *y_ref, *hn_ref, *cn_ref; /* single-threaded results */
     int bad_call;                         /* which failing call checks the thread-local message */
     int iterations;
-    pthread_barrier_t *start; /* both threads begin together so that their calls overlap */
-    /* results */
-    int forward_failures, mismatches, fresh_error_not_empty, message_wrong;
+    thread_counts counts; /* its barrier makes both threads begin together, so that their calls overlap */
 } thread_job;
 
 static int same_floats(const float *a, const float *b, int64_t n)
@@ -1107,32 +947,32 @@ static void *thread_main(void *arg)
 {
     thread_job *job = arg;
     /* attn_last_error is per thread: a new thread starts with an empty message. */
-    job->fresh_error_not_empty = attn_last_error()[0] != '\0';
+    job->counts.fresh_error_not_empty = attn_last_error()[0] != '\0';
     attn_workspace *ws = NULL;
     float *y = malloc((size_t)job->ny * sizeof *y), *hn = malloc((size_t)job->ns * sizeof *hn);
     float *cn = job->c0 ? malloc((size_t)job->ns * sizeof *cn) : NULL;
     const int ready = attn_workspace_create(&ws) == ATTN_OK && y && hn && (!job->c0 || cn);
-    pthread_barrier_wait(job->start);
+    pthread_barrier_wait(job->counts.start);
     if (!ready) {
-        job->forward_failures = -1;
+        job->counts.forward_failures = -1;
     } else {
         for (int it = 0; it < job->iterations; it++) {
             if (attn_rnn_forward(job->rnn, ws, job->batch, job->seq_len, job->x, job->h0, job->c0, y, hn, cn) !=
                 ATTN_OK) {
-                job->forward_failures++;
+                job->counts.forward_failures++;
                 continue;
             }
             /* Same code path and same BLAS calls on the same data: the results are identical. */
             if (!same_floats(y, job->y_ref, job->ny) || !same_floats(hn, job->hn_ref, job->ns) ||
                 (cn && !same_floats(cn, job->cn_ref, job->ns)))
-                job->mismatches++;
+                job->counts.mismatches++;
             /* Interleave failing calls so that the other thread's messages would show up here if
              * the message were not thread-local. */
             const int64_t b = job->bad_call ? 2 : 0, t = job->bad_call ? 0 : 3;
             attn_rnn_forward(job->rnn, NULL, b, t, job->x, NULL, NULL, y, NULL, NULL);
             const char *msg = attn_last_error();
             if (!has_word(msg, job->bad_call ? "seq_len" : "batch"))
-                job->message_wrong++;
+                job->counts.message_wrong++;
         }
     }
     attn_workspace_destroy(ws);
@@ -1146,8 +986,8 @@ static void thread_data(thread_job *job, attn_rnn *rnn, int lstm, const char *ct
     attn_rnn_options o;
     ASSERT_OK(attn_rnn_get_options(rnn, &o));
     const int64_t nx = job->batch * job->seq_len * o.input_size;
-    float *x = random_floats(nx, seed), *h0 = random_floats(job->ns, seed + 1);
-    float *c0 = lstm ? random_floats(job->ns, seed + 2) : NULL;
+    float *x = random_floats(nx, seed, 1.0), *h0 = random_floats(job->ns, seed + 1, 1.0);
+    float *c0 = lstm ? random_floats(job->ns, seed + 2, 1.0) : NULL;
     float *y = filled_floats(job->ny, NAN), *hn = filled_floats(job->ns, NAN);
     float *cn = lstm ? filled_floats(job->ns, NAN) : NULL;
     ASSERT_OK(attn_rnn_forward(rnn, NULL, job->batch, job->seq_len, x, h0, c0, y, hn, cn));
@@ -1182,9 +1022,6 @@ static void test_threads(void **state)
         attn_rnn *rnn = make_rnn(c, 31 + (uint64_t)k);
         const int64_t ny = B * T * 2 * c->hidden, ns = c->layers * 2 * B * c->hidden;
         thread_job jobs[2];
-        pthread_t threads[2];
-        pthread_barrier_t start;
-        assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
         for (int t = 0; t < 2; t++) {
             jobs[t] = (thread_job){.rnn = rnn,
                                    .batch = B,
@@ -1192,26 +1029,15 @@ static void test_threads(void **state)
                                    .ny = ny,
                                    .ns = ns,
                                    .bad_call = t,
-                                   .iterations = THREAD_ITERATIONS,
-                                   .start = &start};
+                                   .iterations = THREAD_ITERATIONS};
             thread_data(&jobs[t], rnn, c->cell == ATTN_CELL_LSTM, ctx, 7 + 10 * (uint64_t)t);
         }
         /* This thread's own message must survive the other threads' failures. */
         float out[4 * 32 * 32];
         EXPECT_FAILURE(attn_rnn_recurrent_matrix(rnn, -1, 0, out), ATTN_E_INVALID_ARG, "attn_rnn_recurrent_matrix",
                        "layer", "main thread's error");
-        for (int t = 0; t < 2; t++)
-            assert_int_equal(pthread_create(&threads[t], NULL, thread_main, &jobs[t]), 0);
-        for (int t = 0; t < 2; t++)
-            assert_int_equal(pthread_join(threads[t], NULL), 0);
-        pthread_barrier_destroy(&start);
-        for (int t = 0; t < 2; t++)
-            if (jobs[t].forward_failures || jobs[t].mismatches || jobs[t].fresh_error_not_empty ||
-                jobs[t].message_wrong)
-                fail_msg("%s thread %d: %d failed forwards, %d results differing from the single-threaded one, "
-                         "fresh message not empty: %d, %d wrong error messages",
-                         ctx, t, jobs[t].forward_failures, jobs[t].mismatches, jobs[t].fresh_error_not_empty,
-                         jobs[t].message_wrong);
+        run_thread_pair(thread_main, (void *[]){&jobs[0], &jobs[1]},
+                        (thread_counts *[]){&jobs[0].counts, &jobs[1].counts}, ctx);
         if (!has_word(attn_last_error(), "layer"))
             fail_msg("%s: the main thread's error message changed to \"%s\"", ctx, attn_last_error());
         for (int t = 0; t < 2; t++)
