@@ -5,6 +5,8 @@
 #ifndef ATTN_MHA_INTERNAL_H
 #define ATTN_MHA_INTERNAL_H
 
+#include <string.h>
+
 #include "attn/attention.h"
 #include "core/core.h"
 
@@ -32,6 +34,15 @@ typedef struct mha_problem {
     float *k, *v;
     const uint8_t *mask; /* [batch, src_len], nonzero = ignore, or NULL */
 } mha_problem;
+
+/* Zeroes the rows of x [rows, e] whose mask byte is nonzero (mask may be NULL): LINFORMER and
+ * NYSTROM clear masked keys/values in the workspace copies p->k and p->v. */
+static inline void attn__zero_masked_rows(int64_t rows, int64_t e, const uint8_t *mask, float *x)
+{
+    for (int64_t r = 0; mask && r < rows; r++)
+        if (mask[r])
+            memset(x + r * e, 0, (size_t)e * sizeof *x);
+}
 
 typedef struct mha_kind {
     /* Shape checks beyond the common ones (e.g. src_len <= max_seq_len); `fn` names the caller. */

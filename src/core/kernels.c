@@ -5,6 +5,7 @@
  * algorithms (range reduction + minimax polynomial, within ~2 ulp of libm), written so that gcc
  * vectorizes the loops; target_clones adds AVX2 and AVX-512 variants chosen at load time. */
 #include <math.h>
+#include <string.h>
 
 #include "core/core.h"
 
@@ -91,43 +92,66 @@ ATTN_VECTOR_CLONES void attn__add(float *y, const float *x, int64_t n)
         y[i] += x[i];
 }
 
-/* Reductions keep LANES partial results so that gcc vectorizes them without reassociating floats
- * (-ffast-math); the lanes are combined at the end. */
+/* Reductions keep LANES partial results in a GCC vector type (lowered to whatever width each
+ * clone has), so that they vectorize without reassociating floats (-ffast-math): gcc does not
+ * vectorize a max written as a compare-and-select over an array of lanes, nor the sums of one.
+ * The max keeps several accumulators, or it waits on its compare-and-select chain. */
 enum { LANES = 16 };
+typedef float lanes_f __attribute__((vector_size(LANES * sizeof(float))));
+typedef int32_t lanes_i __attribute__((vector_size(LANES * sizeof(int32_t))));
+
+/* *acc = per lane the larger of *acc and x[0 .. LANES) (a NaN in x is skipped, as in the scalar
+ * loop). Pointers rather than vector values: passing those is ABI-dependent (-Wpsabi). */
+ATTN_INLINE void lanes_max(lanes_f *acc, const float *x)
+{
+    lanes_f v;
+    memcpy(&v, x, sizeof v);
+    const lanes_i gt = v > *acc;
+    *acc = (lanes_f)((gt & (lanes_i)v) | (~gt & (lanes_i)*acc));
+}
 
 ATTN_VECTOR_CLONES float attn__max(const float *x, int64_t n)
 {
-    float lane[LANES];
-    for (int l = 0; l < LANES; l++)
-        lane[l] = -INFINITY;
-    int64_t i = 0;
-    for (; i + LANES <= n; i += LANES)
+    lanes_f acc[4];
+    for (int a = 0; a < 4; a++)
         for (int l = 0; l < LANES; l++)
-            lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
+            acc[a][l] = -INFINITY;
+    int64_t i = 0;
+    for (; i + 4 * LANES <= n; i += 4 * LANES)
+        for (int a = 0; a < 4; a++)
+            lanes_max(&acc[a], x + i + a * LANES);
+    for (; i + LANES <= n; i += LANES)
+        lanes_max(&acc[0], x + i);
+    float m = -INFINITY;
     for (; i < n; i++)
-        lane[0] = x[i] > lane[0] ? x[i] : lane[0];
-    float m = lane[0];
-    for (int l = 1; l < LANES; l++)
-        m = lane[l] > m ? lane[l] : m;
+        m = x[i] > m ? x[i] : m;
+    for (int a = 1; a < 4; a++)
+        lanes_max(&acc[0], (const float *)&acc[a]);
+    for (int l = 0; l < LANES; l++)
+        m = acc[0][l] > m ? acc[0][l] : m;
     return m;
 }
 
 ATTN_VECTOR_CLONES float attn__exp_sum(float *x, int64_t n, float shift)
 {
-    float lane[LANES] = {0};
+    lanes_f acc = {0};
     int64_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) {
-            x[i + l] = exp_approx(x[i + l] - shift);
-            lane[l] += x[i + l];
-        }
-    for (; i < n; i++) {
-        x[i] = exp_approx(x[i] - shift);
-        lane[0] += x[i];
+    for (; i + LANES <= n; i += LANES) {
+        float e[LANES];
+        for (int l = 0; l < LANES; l++)
+            e[l] = exp_approx(x[i + l] - shift);
+        memcpy(x + i, e, sizeof e);
+        lanes_f v;
+        memcpy(&v, e, sizeof v);
+        acc += v;
     }
     float sum = 0.0f;
+    for (; i < n; i++) {
+        x[i] = exp_approx(x[i] - shift);
+        sum += x[i];
+    }
     for (int l = 0; l < LANES; l++)
-        sum += lane[l];
+        sum += acc[l];
     return sum;
 }
 

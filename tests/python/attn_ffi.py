@@ -1,10 +1,10 @@
 """ctypes view of libattn's public C API, shared by the Python FFI tests of every family.
 
 The library is loaded from the path in the environment variable ATTN_LIB (ctest sets it to the
-built target). Declarations mirror include/attn/common.h and rnn.h exactly; a family's test file
-adds its own functions with declare(). Also here: a safetensors writer and reader written by hand
-(the Python `safetensors` package is not installed on the build machines) and run_tests(), which
-ends every test file with the line "N passed, N failed" that CI reads.
+built target). Declarations mirror include/attn/common.h, rnn.h and attention.h exactly; a family's
+test file may add its own functions with declare(). Also here: a safetensors writer and reader
+written by hand (the Python `safetensors` package is not installed on the build machines) and
+run_tests(), which ends every test file with the line "N passed, N failed" that CI reads.
 """
 
 import ctypes
@@ -13,11 +13,11 @@ import os
 import struct
 import sys
 import unittest
-from ctypes import POINTER, byref, c_char_p, c_float, c_int32, c_int64, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, byref, c_char_p, c_float, c_int32, c_int64, c_uint8, c_uint32, c_uint64, c_void_p
 
 import numpy as np
 
-# ---- status codes and constants (common.h, rnn.h) ---------------------------------------------
+# ---- status codes and constants (common.h, rnn.h, attention.h) --------------------------------
 
 ATTN_OK = 0
 ATTN_E_INVALID_ARG = -1
@@ -43,6 +43,21 @@ ATTN_RECURRENCE_LOW_RANK = 1
 ATTN_RECURRENCE_KRONECKER = 2
 
 ATTN_RNN_MAX_FACTORS = 8
+
+ATTN_MHA_FULL = 0
+ATTN_MHA_LINFORMER = 1
+ATTN_MHA_NYSTROM = 2
+
+ATTN_MEMORY_AUTO = 0
+ATTN_MEMORY_MATERIALIZE = 1
+ATTN_MEMORY_STREAMING = 2
+
+ATTN_LINFORMER_HEADWISE = 0
+ATTN_LINFORMER_KV = 1
+ATTN_LINFORMER_NONE = 2
+
+ATTN_PINV_NEWTON = 0
+ATTN_PINV_SVD = 1
 
 # ---- structs ----------------------------------------------------------------------------------
 
@@ -84,9 +99,34 @@ class RnnOptions(ctypes.Structure):
     ]
 
 
+class MhaOptions(ctypes.Structure):
+    """attn_mha_options, field for field (natural alignment, as RnnOptions)."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("kind", c_int32),
+        ("bias", c_int32),
+        ("causal", c_int32),
+        ("memory_mode", c_int32),
+        ("embed_dim", c_int64),
+        ("num_heads", c_int64),
+        ("kdim", c_int64),
+        ("vdim", c_int64),
+        ("max_seq_len", c_int64),
+        ("proj_len", c_int64),
+        ("sharing", c_int32),
+        ("pinv", c_int32),
+        ("num_landmarks", c_int64),
+        ("pinv_iterations", c_int64),
+        ("conv_kernel", c_int64),
+        ("flags", c_uint32),
+    ]
+
+
 # ---- loading and declarations -----------------------------------------------------------------
 
 _FLOAT_P = POINTER(c_float)
+_UINT8_P = POINTER(c_uint8)
 
 
 def _load_library():
@@ -98,6 +138,10 @@ def _load_library():
 
 
 lib = _load_library()
+
+# True when the library runs under AddressSanitizer (tests/python.cmake preloads its runtime for an
+# ATTN_SANITIZE build): tests may shrink work whose size adds run time but no coverage there.
+SANITIZED = "libasan" in os.environ.get("LD_PRELOAD", "")
 
 
 MISSING = []  # declared functions the library does not export
@@ -152,6 +196,17 @@ declare({
                                    _FLOAT_P, _FLOAT_P, _FLOAT_P]),
     "attn_rnn_recurrent_matrix": (c_int32, [c_void_p, c_int64, c_int64, _FLOAT_P]),
     "attn_rnn_cost": (c_int32, [c_void_p, c_int64, c_int64, POINTER(Cost)]),
+    # attention.h
+    "attn_mha_options_init": (c_int32, [POINTER(MhaOptions)]),
+    "attn_mha_create": (c_int32, [POINTER(c_void_p), POINTER(MhaOptions)]),
+    "attn_mha_destroy": (None, [c_void_p]),
+    "attn_mha_params": (c_void_p, [c_void_p]),
+    "attn_mha_get_options": (c_int32, [c_void_p, POINTER(MhaOptions)]),
+    "attn_mha_forward": (c_int32, [c_void_p, c_void_p, c_int64, c_int64, c_int64, _FLOAT_P, _FLOAT_P, _FLOAT_P,
+                                   _UINT8_P, _FLOAT_P]),
+    "attn_mha_attention_matrix": (c_int32, [c_void_p, c_void_p, c_int64, c_int64, c_int64, _FLOAT_P, _FLOAT_P,
+                                            _FLOAT_P, _UINT8_P, _FLOAT_P]),
+    "attn_mha_cost": (c_int32, [c_void_p, c_int64, c_int64, c_int64, POINTER(Cost)]),
 })
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -195,6 +250,21 @@ def fptr(a):
         return None
     assert a.dtype == np.float32 and a.flags["C_CONTIGUOUS"], "pass arrays through f32() first"
     return a.ctypes.data_as(_FLOAT_P)
+
+
+def u8(a):
+    """A C-contiguous uint8 copy of a mask (bool or integer; nonzero = set), None for None."""
+    if a is None:
+        return None
+    return np.ascontiguousarray(np.asarray(a) != 0, dtype=np.uint8)
+
+
+def u8ptr(a):
+    """uint8_t* for a C-contiguous uint8 array, NULL for None. The caller keeps `a` alive."""
+    if a is None:
+        return None
+    assert a.dtype == np.uint8 and a.flags["C_CONTIGUOUS"], "pass masks through u8() first"
+    return a.ctypes.data_as(_UINT8_P)
 
 
 def _cstr(s):
@@ -346,6 +416,66 @@ class Rnn:
     def close(self):
         if self.ptr:
             lib.attn_rnn_destroy(self.ptr)
+            self.ptr = c_void_p()
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Mha:
+    """An attn_mha handle. Keyword arguments are attn_mha_options fields; booleans are accepted.
+    `options` is what attn_mha_get_options returns (kdim and vdim resolved)."""
+
+    def __init__(self, **options):
+        self.ptr = c_void_p()  # before anything can raise: __del__ closes it
+        o = MhaOptions()
+        check(lib.attn_mha_options_init(byref(o)))
+        for key, value in options.items():
+            if not hasattr(o, key):
+                raise TypeError("attn_mha_options has no field %r" % key)
+            setattr(o, key, int(value))
+        check(lib.attn_mha_create(byref(self.ptr), byref(o)))
+        self.options = MhaOptions()
+        check(lib.attn_mha_get_options(self.ptr, byref(self.options)))
+        self.params = Params(lib.attn_mha_params(self.ptr), owner=self)
+
+    def _run(self, fn, query, key, value, mask, ws, out_shape):
+        """Calls forward or attention_matrix; key and value default to query (self-attention)."""
+        query = f32(query)
+        key = query if key is None else f32(key)
+        value = key if value is None else f32(value)
+        mask = u8(mask)
+        batch, tgt_len, src_len = query.shape[0], query.shape[1], key.shape[1]
+        out = np.empty(out_shape(batch, tgt_len, src_len), dtype=np.float32)
+        check(fn(self.ptr, None if ws is None else ws.ptr, batch, tgt_len, src_len, fptr(query), fptr(key),
+                 fptr(value), u8ptr(mask), fptr(out)))
+        return out
+
+    def forward(self, query, key=None, value=None, mask=None, ws=None):
+        """query [B,L,E], key [B,S,kdim], value [B,S,vdim], mask [B,S] (nonzero = ignore) -> [B,L,E]."""
+        e = self.options.embed_dim
+        return self._run(lib.attn_mha_forward, query, key, value, mask, ws, lambda b, l, s: (b, l, e))
+
+    def attention_matrix(self, query, key=None, value=None, mask=None, ws=None):
+        """The same arguments as forward -> weights [B, h, L, S]."""
+        h = self.options.num_heads
+        return self._run(lib.attn_mha_attention_matrix, query, key, value, mask, ws,
+                         lambda b, l, s: (b, h, l, s))
+
+    def cost(self, batch, tgt_len, src_len):
+        c = Cost()
+        check(lib.attn_mha_cost(self.ptr, batch, tgt_len, src_len, byref(c)))
+        return c
+
+    def close(self):
+        if self.ptr:
+            lib.attn_mha_destroy(self.ptr)
             self.ptr = c_void_p()
 
     def __del__(self):
