@@ -274,17 +274,14 @@ def _cstr(s):
 # ---- handles ----------------------------------------------------------------------------------
 
 
-class Workspace:
-    def __init__(self):
-        self.ptr = c_void_p()
-        check(lib.attn_workspace_create(byref(self.ptr)))
+class _Handle:
+    """An owned C handle: freed by close(), by `with`, or when garbage-collected."""
 
-    def size(self):
-        return lib.attn_workspace_size(self.ptr)
+    _destroy = None  # name of the attn_*_destroy function
 
     def close(self):
-        if self.ptr:
-            lib.attn_workspace_destroy(self.ptr)
+        if getattr(self, "ptr", None):
+            getattr(lib, self._destroy)(self.ptr)
             self.ptr = c_void_p()
 
     def __del__(self):
@@ -295,6 +292,17 @@ class Workspace:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Workspace(_Handle):
+    _destroy = "attn_workspace_destroy"
+    def __init__(self):
+        self.ptr = c_void_p()
+        check(lib.attn_workspace_create(byref(self.ptr)))
+
+    def size(self):
+        return lib.attn_workspace_size(self.ptr)
+
 
 
 class Params:
@@ -359,8 +367,10 @@ class Params:
         check(lib.attn_params_save(self.ptr, _cstr(path), _cstr(prefix)))
 
 
-class Rnn:
+class Rnn(_Handle):
     """An attn_rnn handle. Keyword arguments are attn_rnn_options fields; booleans are accepted."""
+
+    _destroy = "attn_rnn_destroy"
 
     def __init__(self, **options):
         o = RnnOptions()
@@ -413,24 +423,13 @@ class Rnn:
         check(lib.attn_rnn_recurrent_matrix(self.ptr, layer, direction, fptr(out)))
         return out
 
-    def close(self):
-        if self.ptr:
-            lib.attn_rnn_destroy(self.ptr)
-            self.ptr = c_void_p()
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
-class Mha:
+class Mha(_Handle):
     """An attn_mha handle. Keyword arguments are attn_mha_options fields; booleans are accepted.
     `options` is what attn_mha_get_options returns (kdim and vdim resolved)."""
+
+    _destroy = "attn_mha_destroy"
 
     def __init__(self, **options):
         self.ptr = c_void_p()  # before anything can raise: __del__ closes it
@@ -473,19 +472,6 @@ class Mha:
         check(lib.attn_mha_cost(self.ptr, batch, tgt_len, src_len, byref(c)))
         return c
 
-    def close(self):
-        if self.ptr:
-            lib.attn_mha_destroy(self.ptr)
-            self.ptr = c_void_p()
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # ---- safetensors, by hand ---------------------------------------------------------------------
