@@ -330,6 +330,8 @@ typedef struct {
 
 static const bench_group groups[] = {
     {"rnn", "Elman/LSTM/GRU, dense and low-rank recurrence, vs sgemm, PyTorch and oneDNN", bench_rnn},
+    {"attention", "multi-head attention vs N: FULL (materialize, streaming), Linformer, Nystrom, vs sgemm and PyTorch",
+     bench_attention},
 };
 enum { N_GROUPS = sizeof groups / sizeof groups[0] };
 

@@ -22,6 +22,9 @@ typedef struct bench_config {
 /* A benchmark group: prints its own table; returns 0, or nonzero when something failed. */
 typedef int (*bench_group_fn)(const bench_config *cfg);
 
+/* Groups that live in files of their own (attached to attn-bench by their .cmake file). */
+int bench_attention(const bench_config *cfg); /* bench_attention.c */
+
 /* Monotonic wall clock in seconds. */
 double bench_now(void);
 
