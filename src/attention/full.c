@@ -19,13 +19,8 @@
  * Between its two GEMMs a block's softmax would run on the calling thread alone while OpenBLAS's
  * threads wait for the next GEMM (a fifth of the time at E = 512, N = 4096 on 2 cores). A team of
  * helper threads, living for one call and no more than OpenBLAS may use, shares those rows; the
- * helpers sleep during the GEMMs, so they never compete with OpenBLAS for a core (see team). */
-#define _GNU_SOURCE /* sched_getcpu, pthread_{get,set}affinity_np: see team below */
+ * helpers sleep during the GEMMs, so they never compete with OpenBLAS for a core (see core/team.c). */
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "attention/mha_internal.h"
@@ -34,7 +29,7 @@ enum {
     MATERIALIZE_ROWS = 512, /* query rows per materialized score block */
     STREAM_ROWS = 512,      /* query rows per streaming block */
     STREAM_KEYS = 2048,     /* keys per streaming tile */
-    TEAM_MAX = 8,           /* threads (the caller included) sharing a block's softmax */
+    CHUNK = 8,              /* rows per claim of a team thread */
     TEAM_MIN_WORK = 1 << 15, /* scores in a block below which waking helpers costs more than it saves */
 };
 
@@ -124,8 +119,10 @@ typedef struct row_task {
     int64_t rows;
 } row_task;
 
-static void run_rows(const row_task *t, int64_t first, int64_t end)
+/* An attn_rows_fn: rows [first, end) of a row_task, run by any thread of the team. */
+static void run_rows(const void *task, int64_t first, int64_t end)
 {
+    const row_task *t = task;
     const head_view *h = t->h;
     const uint8_t *mask = h->mask ? h->mask + t->key0 : NULL;
     for (int64_t i = first; i < end; i++) {
@@ -147,180 +144,12 @@ static void run_rows(const row_task *t, int64_t first, int64_t end)
     }
 }
 
-/* ---- helper threads ----------------------------------------------------------------------- */
-
-/* A team shares the row work of each block between the caller and helper threads that live for
- * one attend or matrix call. Rows are claimed CHUNK at a time from a counter, so a helper that the
- * scheduler has not run yet only leaves more rows to the caller instead of holding it up.
- *
- * Helpers are kept off the caller's CPU: woken while OpenBLAS's idle threads spin on the other
- * cores, Linux places them next to their waker, where they would only time-slice with the caller
- * (on 2 cores, 511 of 512 wake-ups of an unpinned helper did). On another core a helper displaces
- * an OpenBLAS thread that spins with sched_yield while it waits for the next GEMM. */
-#if defined(__linux__)
-#define ATTN_FULL_TEAM 1
-#else
-#define ATTN_FULL_TEAM 0
-#endif
-
-enum { CHUNK = 8 }; /* rows per claim */
-
-typedef struct team {
-    int size;     /* threads including the caller; 1 = the caller alone */
-    bool tried;   /* team_start ran: helpers start at the first block worth sharing */
-#if ATTN_FULL_TEAM
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    unsigned generation; /* of the posted task; helpers sleep until it changes */
-    bool quit;
-    const row_task *task;
-    int64_t rows;
-    _Atomic uint64_t claim;   /* generation << 32 | first unclaimed row of the task */
-    _Atomic int64_t finished; /* rows of the task done */
-    int caller_cpu;           /* the CPU the helpers are kept off; -1 before the first task */
-    cpu_set_t allowed;        /* the caller's CPUs: helpers never run elsewhere */
-    pthread_t threads[TEAM_MAX - 1];
-#endif
-} team;
-
-#if ATTN_FULL_TEAM
-/* Runs chunks of the task of `generation` until none is left (or a newer task replaced it). */
-static void claim_rows(team *t, const row_task *task, int64_t rows, unsigned generation)
-{
-    uint64_t c = atomic_load(&t->claim);
-    for (;;) {
-        const int64_t first = (int64_t)(c & 0xffffffffu);
-        if ((unsigned)(c >> 32) != generation || first >= rows)
-            return;
-        const int64_t end = min64(first + CHUNK, rows);
-        if (!atomic_compare_exchange_weak(&t->claim, &c, (uint64_t)generation << 32 | (uint64_t)end))
-            continue; /* c now holds the current claim */
-        run_rows(task, first, end);
-        atomic_fetch_add(&t->finished, end - first);
-        c = atomic_load(&t->claim);
-    }
-}
-
-static void *helper_main(void *arg)
-{
-    team *t = arg;
-    unsigned seen = 0; /* the generation at team_start: a task may be posted before this runs */
-    pthread_mutex_lock(&t->lock);
-    for (;;) {
-        while (t->generation == seen && !t->quit)
-            pthread_cond_wait(&t->wake, &t->lock);
-        if (t->quit)
-            break;
-        seen = t->generation;
-        const row_task *task = t->task;
-        const int64_t rows = t->rows;
-        pthread_mutex_unlock(&t->lock);
-        claim_rows(t, task, rows, seen);
-        pthread_mutex_lock(&t->lock);
-    }
-    pthread_mutex_unlock(&t->lock);
-    return NULL;
-}
-
-/* Moves the helpers off the CPU the caller now runs on (a syscall only when that changed). */
-static void keep_off_caller(team *t)
-{
-    const int cpu = sched_getcpu();
-    if (cpu == t->caller_cpu || cpu < 0 || cpu >= CPU_SETSIZE)
-        return;
-    cpu_set_t set = t->allowed;
-    CPU_CLR(cpu, &set);
-    if (CPU_COUNT(&set) == 0)
-        return;
-    for (int i = 1; i < t->size; i++)
-        pthread_setaffinity_np(t->threads[i - 1], sizeof set, &set);
-    t->caller_cpu = cpu;
-}
-#endif
-
-/* Starts helpers when OpenBLAS may use more than one thread and the caller may run on more than
- * one CPU: one helper less than the smaller of those counts. Any failure leaves fewer helpers (or
- * the caller alone). */
-static void team_start(team *t)
-{
-    t->tried = true;
-#if ATTN_FULL_TEAM
-    const int blas = attn__blas_threads();
-    if (blas < 2 || pthread_getaffinity_np(pthread_self(), sizeof t->allowed, &t->allowed))
-        return;
-    int want = CPU_COUNT(&t->allowed);
-    want = want < blas ? want : blas;
-    want = want < TEAM_MAX ? want : TEAM_MAX;
-    if (want < 2 || pthread_mutex_init(&t->lock, NULL))
-        return;
-    if (pthread_cond_init(&t->wake, NULL)) {
-        pthread_mutex_destroy(&t->lock);
-        return;
-    }
-    t->generation = 0;
-    t->quit = false;
-    t->caller_cpu = -1;
-    atomic_init(&t->claim, 0);
-    atomic_init(&t->finished, 0);
-    /* Helpers take no signals: those belong to the caller's threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    const bool masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
-    for (int i = 1; i < want && !pthread_create(&t->threads[i - 1], NULL, helper_main, t); i++)
-        t->size = i + 1;
-    if (masked)
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (t->size == 1) {
-        pthread_cond_destroy(&t->wake);
-        pthread_mutex_destroy(&t->lock);
-    }
-#endif
-}
-
-static void team_stop(team *t)
-{
-#if ATTN_FULL_TEAM
-    if (t->size == 1)
-        return;
-    pthread_mutex_lock(&t->lock);
-    t->quit = true;
-    pthread_cond_broadcast(&t->wake);
-    pthread_mutex_unlock(&t->lock);
-    for (int i = 1; i < t->size; i++)
-        pthread_join(t->threads[i - 1], NULL);
-    pthread_cond_destroy(&t->wake);
-    pthread_mutex_destroy(&t->lock);
-    t->size = 1;
-#else
-    (void)t;
-#endif
-}
-
-/* Runs rows [0, rows) of a task, shared with the team when the block is large enough. */
-static void team_run(team *t, const row_task *task, int64_t rows)
+/* Runs rows [0, rows) of a task, shared with the team (t may be NULL) when the block is large
+ * enough. */
+static void team_run(attn_team *t, const row_task *task, int64_t rows)
 {
     const bool worth = rows >= 2 * CHUNK && rows * task->keys >= TEAM_MIN_WORK;
-    if (worth && !t->tried)
-        team_start(t);
-    if (!worth || t->size == 1) {
-        run_rows(task, 0, rows);
-        return;
-    }
-#if ATTN_FULL_TEAM
-    keep_off_caller(t);
-    pthread_mutex_lock(&t->lock);
-    const unsigned generation = ++t->generation;
-    t->task = task;
-    t->rows = rows;
-    atomic_store(&t->finished, 0);
-    atomic_store(&t->claim, (uint64_t)generation << 32);
-    pthread_cond_broadcast(&t->wake);
-    pthread_mutex_unlock(&t->lock);
-    claim_rows(t, task, rows, generation);
-    /* At most one chunk per helper is still running. */
-    while (atomic_load(&t->finished) < rows)
-        sched_yield();
-#endif
+    attn__team_run(t, run_rows, task, rows, CHUNK, worth);
 }
 
 /* ---- strategies --------------------------------------------------------------------------- */
@@ -329,7 +158,7 @@ static void team_run(team *t, const row_task *task, int64_t rows)
  * returned count `cols`): scores[rows, cols] at leading dimension lds. With sums, each row's sum is
  * stored there and the row is left unnormalized; without, rows are normalized (the attention
  * weights) and zero-filled up to lds. */
-static int64_t score_rows(team *t, const head_view *h, int64_t row0, int64_t rows, float *scores, int64_t lds,
+static int64_t score_rows(attn_team *t, const head_view *h, int64_t row0, int64_t rows, float *scores, int64_t lds,
                           float *sums)
 {
     const int64_t cols = visible(h, row0 + rows - 1);
@@ -364,8 +193,7 @@ void attn__attend_materialized(int64_t tgt_len, int64_t src_len, int64_t dh, con
                                bool causal, float *scores, float *o, int64_t ldo)
 {
     const head_view h = {tgt_len, src_len, dh, q, k, v, ldq, ldk, ldv, mask, causal, false};
-    team alone = {.size = 1, .tried = true};
-    const int64_t cols = score_rows(&alone, &h, 0, tgt_len, scores, src_len, NULL);
+    const int64_t cols = score_rows(NULL, &h, 0, tgt_len, scores, src_len, NULL);
     attn__sgemm(false, false, tgt_len, dh, cols, 1.0f, scores, src_len, v, ldv, 0.0f, o, ldo);
 }
 
@@ -434,7 +262,7 @@ static void pack_head(head_view *h, float *k_t, float *v)
     h->ldv = dh;
 }
 
-static void materialize_head(team *t, const head_view *h, const full_plan *plan, char *scratch, float *o,
+static void materialize_head(attn_team *t, const head_view *h, const full_plan *plan, char *scratch, float *o,
                              int64_t ldo)
 {
     float *scores = (float *)(scratch + plan->scores), *sums = (float *)(scratch + plan->sums);
@@ -448,7 +276,7 @@ static void materialize_head(team *t, const head_view *h, const full_plan *plan,
     }
 }
 
-static void stream_head(team *t, const head_view *h, const full_plan *plan, char *scratch, float *o, int64_t ldo)
+static void stream_head(attn_team *t, const head_view *h, const full_plan *plan, char *scratch, float *o, int64_t ldo)
 {
     float *tile = (float *)(scratch + plan->scores), *sums = (float *)(scratch + plan->sums);
     float *maxes = (float *)(scratch + plan->maxes), *o_t = (float *)(scratch + plan->o_t);
@@ -501,7 +329,7 @@ static attn_status attend(const attn_mha *m, const mha_problem *p, char *scratch
 {
     const full_plan plan = make_plan(m, p->tgt_len, p->src_len);
     const int64_t e = m->opt.embed_dim, dh = m->head_dim;
-    team t = {.size = 1};
+    attn_team t = ATTN__TEAM_INIT;
     for (int64_t b = 0; b < p->batch; b++)
         for (int64_t head = 0; head < m->opt.num_heads; head++) {
             head_view h = view_of(m, p, b, head);
@@ -509,7 +337,7 @@ static attn_status attend(const attn_mha *m, const mha_problem *p, char *scratch
             float *oh = o + b * p->tgt_len * e + head * dh;
             (plan.streaming ? stream_head : materialize_head)(&t, &h, &plan, scratch, oh, e);
         }
-    team_stop(&t);
+    attn__team_stop(&t);
     return ATTN_OK;
 }
 
@@ -517,13 +345,13 @@ static attn_status matrix(const attn_mha *m, const mha_problem *p, char *scratch
 {
     (void)scratch;
     const int64_t l = p->tgt_len, s = p->src_len;
-    team t = {.size = 1};
+    attn_team t = ATTN__TEAM_INIT;
     for (int64_t b = 0; b < p->batch; b++)
         for (int64_t head = 0; head < m->opt.num_heads; head++) {
             const head_view h = view_of(m, p, b, head);
             score_rows(&t, &h, 0, l, weights + (b * m->opt.num_heads + head) * l * s, s, NULL);
         }
-    team_stop(&t);
+    attn__team_stop(&t);
     return ATTN_OK;
 }
 

@@ -125,4 +125,29 @@ float attn__exp_sum(float *x, int64_t n, float shift);
  * A row whose every entry is masked becomes all zeros, never NaN; NaN inputs give NaN outputs. */
 void attn__softmax(float *x, int64_t n, const uint8_t *mask);
 
+/* ---- thread team (team.c) ----------------------------------------------------------------- */
+
+/* Row work that runs between two BLAS calls (a softmax, a recurrent cell's gates) would run on the
+ * calling thread alone while OpenBLAS's threads wait for the next GEMM. A team shares it with
+ * helper threads that live for one forward call, never more than OpenBLAS may use, and sleep
+ * during the GEMMs (see team.c). fn runs rows [first, end) of ctx's work; distinct ranges may run
+ * at the same time on different threads. */
+typedef void (*attn_rows_fn)(const void *ctx, int64_t first, int64_t end);
+
+/* Lives on the stack of one call: ATTN__TEAM_INIT, then any number of attn__team_run, then
+ * attn__team_stop. Not shared between calls or threads. */
+typedef struct attn_team {
+    int size;     /* threads including the caller; 1 = the caller alone */
+    bool tried;   /* helpers were started (or failed to start) at the first shared run */
+    struct attn_team_state *state;
+} attn_team;
+#define ATTN__TEAM_INIT {1, false, NULL}
+
+/* Runs rows [0, rows) of ctx's work, claimed `chunk` rows at a time. With share (the caller judges
+ * the work worth a wake-up) the team takes part, its helpers started at the first such run; else,
+ * or when t is NULL, the caller runs every row in order. Returns when every row is done. */
+void attn__team_run(attn_team *t, attn_rows_fn fn, const void *ctx, int64_t rows, int64_t chunk, bool share);
+/* Ends the helpers; t is then ATTN__TEAM_INIT again. */
+void attn__team_stop(attn_team *t);
+
 #endif /* ATTN_CORE_H */
