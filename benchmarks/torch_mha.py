@@ -20,6 +20,8 @@ import statistics
 import sys
 import time
 
+from torch_common import import_torch
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -38,14 +40,9 @@ def main():
         print("ERROR --embed must be a positive multiple of --heads", flush=True)
         return 2
 
-    try:
-        import torch
-    except Exception as e:  # noqa: BLE001  (any import failure means: no torch comparison)
-        print(f"ERROR torch is not importable: {type(e).__name__}: {e}", flush=True)
+    torch = import_torch()
+    if torch is None:
         return 3
-
-    print(f"INFO torch {torch.__version__}, {torch.get_num_threads()} intra-op threads (default), "
-          f"{sys.executable}", flush=True)
     torch.manual_seed(0)
     module = torch.nn.MultiheadAttention(args.embed, args.heads, batch_first=True).float().eval()
     with torch.no_grad():
