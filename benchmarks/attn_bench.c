@@ -146,7 +146,7 @@ typedef struct {
 /* Times one case. Each timed round runs, back to back: the forward pass, the input-projection
  * GEMM alone, and the T recurrent products alone (rnn_run_steps).
  *
- * Recurrence time = forward time minus the time of the input projection. The library (SPEC §1)
+ * Recurrence time = forward time minus the time of the input projection. The library (docs/rnn.md)
  * first projects the inputs of all B*T steps with one GEMM, [B*T, I] x W_ih^T -> [B*T, G*H], and
  * then runs the T sequential steps (recurrent product, gate math, state writes). Timing that very
  * GEMM with cblas_sgemm (same shape, layout, BLAS and input x) and subtracting it leaves the

@@ -5,4 +5,6 @@ add_test(NAME install
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/install/run.sh
           ${PROJECT_BINARY_DIR} ${CMAKE_C_COMPILER} ${CMAKE_COMMAND} $<BOOL:${ATTN_SANITIZE}>)
 # Configures a CMake project (compiler detection) and compiles twice: give it room on a busy machine.
-set_tests_properties(install PROPERTIES TIMEOUT 300 LABELS "packaging")
+# `cmake --install` stages attn.pc in the build tree before copying it into the prefix, so two
+# installs of one build tree (this test and readme_example) must not overlap.
+set_tests_properties(install PROPERTIES TIMEOUT 300 LABELS "packaging" RESOURCE_LOCK attn_install_tree)

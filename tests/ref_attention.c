@@ -1,6 +1,6 @@
 /* Float64 reference of the attention family: plain loops over batch, head, query and key, so that
- * it is obviously the equations of SPEC.md §3 rather than a second copy of the library's algorithm.
- * Tensors are read through the public attn_params API (ref_params_get_f64 of ref_rnn.c). */
+ * it is obviously the equations of docs/attention.md rather than a second copy of the library's
+ * algorithm. Tensors are read through the public attn_params API (ref_params_get_f64 of ref_rnn.c). */
 #include "ref_attention.h"
 
 #include <float.h>
@@ -24,7 +24,7 @@ static void free_proj(ref_proj *w)
     memset(w, 0, sizeof *w);
 }
 
-/* Packed in_proj_weight (3E, E) when kdim = vdim = E, else q/k/v_proj_weight (SPEC.md §3). */
+/* Packed in_proj_weight (3E, E) when kdim = vdim = E, else q/k/v_proj_weight (docs/attention.md). */
 static int load_proj(attn_mha *mha, const attn_mha_options *o, ref_proj *w)
 {
     const attn_params *p = attn_mha_params(mha);

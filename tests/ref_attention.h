@@ -1,5 +1,5 @@
 /*
- * ref_attention.h: a float64 reference of attn_mha (SPEC.md §3), written from the equations and
+ * ref_attention.h: a float64 reference of attn_mha (docs/attention.md), written from the equations and
  * independent of the library's code: it only uses the public API to read the handle's options
  * and weights. Shared by every test that needs ground truth for the attention family.
  *
@@ -40,7 +40,7 @@ double ref_mha_nystrom_condition(attn_mha *mha, int64_t batch, int64_t tgt_len, 
                                  const float *key, const float *value, const uint8_t *mask);
 
 /* z (n x n) = the Newton-Schulz pseudo-inverse of a (n x n) after `iterations` steps, exactly as
- * SPEC.md §3 writes it: Z0 = a^T / (|a|_1 |a|_inf), Z <- Z (13I - aZ (15I - aZ (7I - aZ))) / 4.
+ * docs/attention.md writes it: Z0 = a^T / (|a|_1 |a|_inf), Z <- Z (13I - aZ (15I - aZ (7I - aZ))) / 4.
  * A zero matrix gives Z = 0. */
 int ref_pinv_newton(const double *a, int64_t n, int64_t iterations, double *z);
 

@@ -1,5 +1,5 @@
 /* Float64 reference of the recurrent family: plain loops over batch, time and gates, so that it is
- * obviously the equations of SPEC.md §1 rather than a second copy of the library's algorithm. */
+ * obviously the equations of docs/rnn.md rather than a second copy of the library's algorithm. */
 #include "ref_rnn.h"
 
 #include <math.h>

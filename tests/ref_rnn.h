@@ -1,5 +1,5 @@
 /*
- * ref_rnn.h: a float64 reference of attn_rnn (SPEC.md §1), written from the equations and
+ * ref_rnn.h: a float64 reference of attn_rnn (docs/rnn.md), written from the equations and
  * independent of the library's code: it only uses the public API to read the handle's options
  * and weights. Shared by every test that needs ground truth for the recurrent family.
  */

@@ -1106,6 +1106,36 @@ static const mha_cfg cost_cfgs[] = {
     {.kind = ATTN_MHA_NYSTROM, .bias = 1, .embed = 8, .heads = 2, .pinv = ATTN_PINV_SVD, .landmarks = 2, .conv = 9},
 };
 
+/* The workspace of forward, written out from docs/attention.md (not from the library's planner):
+ * projected Q, K, V and the per-head output, then the kind's scratch; every block rounded up to 64
+ * bytes. -1 for NYSTROM with the SVD pinv, whose scratch includes LAPACK's own workspace query. */
+static int64_t expected_workspace(const mha_cfg *c, int64_t B, int64_t L, int64_t S)
+{
+#define BLOCK(elems, size) (((elems) * (size) + 63) / 64 * 64)
+    const int64_t E = c->embed, dh = c->embed / c->heads, f = 4;
+    int64_t bytes = 2 * BLOCK(B * L * E, f) + 2 * BLOCK(B * S * E, f);
+    if (c->kind == ATTN_MHA_FULL) {
+        /* row blocks of 512 queries; AUTO streams once such a block of scores passes 8 MiB;
+         * streaming tiles of 2048 keys */
+        const int64_t rows = L < 512 ? L : 512;
+        const int streaming = c->memory_mode == ATTN_MEMORY_STREAMING ||
+                              (c->memory_mode == ATTN_MEMORY_AUTO && rows * S * f > (8 << 20));
+        const int64_t keys = streaming ? (S < 2048 ? S : 2048) : S;
+        bytes += 2 * BLOCK(S * dh, f) + BLOCK(rows * keys, f) + BLOCK(dh * rows, f) + (streaming ? 2 : 1) * BLOCK(rows, f);
+    } else if (c->kind == ATTN_MHA_LINFORMER) {
+        const int64_t k = c->proj_len, rows = (65536 / k > 0 ? 65536 / k : 1) < L ? (65536 / k > 0 ? 65536 / k : 1) : L;
+        bytes += 2 * BLOCK(k * E, f) + BLOCK(rows * k, f);
+    } else {
+        if (c->pinv == ATTN_PINV_SVD)
+            return -1;
+        const int64_t m = c->landmarks, rows = (65536 / m > 0 ? 65536 / m : 1) < L ? (65536 / m > 0 ? 65536 / m : 1) : L;
+        bytes += 2 * BLOCK(m * E, f) + 2 * BLOCK(m, 1) + 2 * BLOCK(m * m, f) + BLOCK(3 * m * m, f) + BLOCK(m * S, f) +
+                 2 * BLOCK(m * dh, f) + BLOCK(rows * m, f) + (c->conv ? BLOCK(c->conv * E, f) : 0);
+    }
+#undef BLOCK
+    return bytes;
+}
+
 /* params = sum of tensor counts; FLOPs as docs/attention.md counts them (expected_flops), so more
  * than the projections alone; workspace_bytes is what a new workspace holds after one forward, and
  * another forward of the same shape (other data, a mask) does not grow it. */
@@ -1134,6 +1164,10 @@ static void test_cost(void **state)
             if (cost.flops != want || !(cost.flops > proj))
                 fail_msg("%s: flops %lld, want %lld (projections %lld)", ctx, (long long)cost.flops, (long long)want,
                          (long long)proj);
+            const int64_t ws_want = expected_workspace(c, B, L, S);
+            if (ws_want >= 0 && cost.workspace_bytes != ws_want)
+                fail_msg("%s: workspace_bytes %lld, the formula gives %lld", ctx, (long long)cost.workspace_bytes,
+                         (long long)ws_want);
             attn_workspace *ws = NULL;
             ASSERT_OK(attn_workspace_create(&ws));
             assert_int_equal(attn_workspace_size(ws), 0);
@@ -1709,6 +1743,237 @@ static void test_threads(void **state)
     }
 }
 
+/* ================================================================================================
+ * Execution paths, extreme values, size limits and aliasing
+ * ============================================================================================= */
+
+/* Runs forward and attention_matrix against the reference (check_call) for one configuration at
+ * each shape, and checks workspace_bytes against the formula. */
+static void check_at_sizes(const mha_cfg *c, const shape *shapes, int n_shapes, int mask_kind, double gain,
+                           uint64_t seed)
+{
+    char ctx[300];
+    cfg_describe(c, ctx, sizeof ctx);
+    attn_mha *mha = make_mha(c, seed, gain);
+    attn_workspace *ws = NULL;
+    ASSERT_OK(attn_workspace_create(&ws));
+    for (int si = 0; si < n_shapes; si++) {
+        const shape *sh = &shapes[si];
+        attn_cost cost;
+        ASSERT_OK(attn_mha_cost(mha, sh->batch, sh->tgt_len, sh->src_len, &cost));
+        const int64_t want = expected_workspace(c, sh->batch, sh->tgt_len, sh->src_len);
+        if (want >= 0 && cost.workspace_bytes != want)
+            fail_msg("%s L=%lld S=%lld: workspace_bytes %lld, the formula gives %lld", ctx, (long long)sh->tgt_len,
+                     (long long)sh->src_len, (long long)cost.workspace_bytes, (long long)want);
+        inputs in = make_inputs(c, sh, mask_kind, 0, seed + (uint64_t)si);
+        check_call(mha, ws, c, sh, &in, ctx);
+        free_inputs(&in);
+    }
+    attn_workspace_destroy(ws);
+    attn_mha_destroy(mha);
+}
+
+/* Each size where an execution path switches, on both sides: FULL's 512-row blocks, 2048-key
+ * streaming tiles, AUTO's switch from materializing to streaming (a block of scores over 8 MiB)
+ * and the helper team (blocks of 16 rows or more and 32768 scores or more); LINFORMER's and
+ * NYSTROM's row blocks of 65536 / k (or / m) rows. */
+static void test_path_boundaries(void **state)
+{
+    (void)state;
+    const mha_cfg full_mat = {.kind = ATTN_MHA_FULL, .bias = 1, .memory_mode = ATTN_MEMORY_MATERIALIZE, .embed = 4,
+                              .heads = 2};
+    const mha_cfg full_stream = {.kind = ATTN_MHA_FULL, .bias = 1, .memory_mode = ATTN_MEMORY_STREAMING, .embed = 4,
+                                 .heads = 2};
+    const mha_cfg full_causal = {.kind = ATTN_MHA_FULL, .bias = 1, .causal = 1,
+                                 .memory_mode = ATTN_MEMORY_STREAMING, .embed = 4, .heads = 1};
+    const mha_cfg full_auto = {.kind = ATTN_MHA_FULL, .bias = 1, .memory_mode = ATTN_MEMORY_AUTO, .embed = 4,
+                               .heads = 1};
+    const mha_cfg linformer = {.kind = ATTN_MHA_LINFORMER, .bias = 1, .embed = 4, .heads = 2, .max_seq_len = 64,
+                               .proj_len = 64};
+    const mha_cfg nystrom = {.kind = ATTN_MHA_NYSTROM, .bias = 1, .embed = 4, .heads = 2, .landmarks = 64,
+                             .iterations = 6};
+    static const shape rows[] = {{1, 511, 40}, {1, 512, 40}, {2, 513, 40}, {1, 1025, 3}};
+    static const shape keys[] = {{1, 3, 2047}, {1, 3, 2048}, {2, 5, 2049}, {1, 2, 4097}};
+    static const shape team[] = {{1, 15, 2200}, {1, 16, 2048}, {1, 17, 2047}};
+    static const shape boundary[] = {{1, 512, 4096}, {1, 512, 4097}};
+    static const shape blocks[] = {{1, 1023, 64}, {1, 1024, 64}, {1, 1025, 64}};
+    check_at_sizes(&full_mat, rows, COUNT_OF(rows), MASK_RANDOM, 3.0, 1);
+    check_at_sizes(&full_stream, rows, COUNT_OF(rows), MASK_RANDOM, 3.0, 2);
+    check_at_sizes(&full_stream, keys, COUNT_OF(keys), MASK_TAIL, 3.0, 3);
+    check_at_sizes(&full_causal, keys, COUNT_OF(keys), MASK_NONE, 3.0, 4);
+    check_at_sizes(&full_mat, team, COUNT_OF(team), MASK_RANDOM, 3.0, 5);
+    check_at_sizes(&full_stream, team, COUNT_OF(team), MASK_RANDOM, 3.0, 6);
+    check_at_sizes(&full_auto, boundary, COUNT_OF(boundary), MASK_RANDOM, 3.0, 7);
+    check_at_sizes(&linformer, blocks, COUNT_OF(blocks), MASK_RANDOM, 3.0, 8);
+    check_at_sizes(&nystrom, blocks, COUNT_OF(blocks), MASK_NONE, 1.0, 9);
+    /* AUTO really switched: its workspace equals MATERIALIZE's below and STREAMING's above. */
+    const mha_cfg modes[] = {full_auto, full_auto, full_auto};
+    attn_mha *h[3];
+    for (int i = 0; i < 3; i++) {
+        attn_mha_options o = cfg_options(&modes[i]);
+        o.memory_mode = all_memory_modes[i];
+        ASSERT_OK(attn_mha_create(&h[i], &o));
+    }
+    attn_cost c[3];
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(attn_mha_cost(h[i], 1, 512, 4096, &c[i]));
+    assert_int_equal(c[0].workspace_bytes, c[1].workspace_bytes);
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(attn_mha_cost(h[i], 1, 512, 4097, &c[i]));
+    assert_int_equal(c[0].workspace_bytes, c[2].workspace_bytes);
+    for (int i = 0; i < 3; i++)
+        attn_mha_destroy(h[i]);
+}
+
+/* Scores of several hundred (query and key projections scaled up): a softmax that did not
+ * subtract the row's maximum overflows to Inf/NaN. Outputs are compared with the reference at
+ * 1e-3: a float32 score of 1000 carries a rounding error of ~1e-4, which exp turns into a relative
+ * error of that size in the weights. */
+static void test_extreme_scores(void **state)
+{
+    (void)state;
+    static const mha_cfg cfgs[] = {
+        {.kind = ATTN_MHA_FULL, .bias = 1, .memory_mode = ATTN_MEMORY_MATERIALIZE, .embed = 8, .heads = 2},
+        {.kind = ATTN_MHA_FULL, .bias = 1, .memory_mode = ATTN_MEMORY_STREAMING, .embed = 8, .heads = 2},
+        {.kind = ATTN_MHA_FULL, .bias = 1, .causal = 1, .memory_mode = ATTN_MEMORY_STREAMING, .embed = 8, .heads = 2},
+        {.kind = ATTN_MHA_LINFORMER, .bias = 1, .embed = 8, .heads = 2, .max_seq_len = 3000, .proj_len = 16},
+        {.kind = ATTN_MHA_NYSTROM, .bias = 1, .embed = 8, .heads = 2, .landmarks = 4, .iterations = 6},
+    };
+    static const shape shapes[] = {{2, 40, 2100}, {1, 600, 37}};
+    char ctx[300];
+    for (int k = 0; k < COUNT_OF(cfgs); k++) {
+        attn_mha *mha = make_mha(&cfgs[k], 60 + (uint64_t)k, 60.0);
+        cfg_describe(&cfgs[k], ctx, sizeof ctx);
+        for (int si = 0; si < COUNT_OF(shapes); si++) {
+            const shape *sh = &shapes[si];
+            const int64_t B = sh->batch, L = sh->tgt_len, S = sh->src_len, n = B * L * cfgs[k].embed;
+            inputs in = make_inputs(&cfgs[k], sh, MASK_RANDOM, 0, 70 + (uint64_t)si);
+            double *q = new_doubles(B * L * cfgs[k].embed), *kk = new_doubles(B * S * cfgs[k].embed);
+            double *v = new_doubles(B * S * cfgs[k].embed);
+            assert_int_equal(ref_mha_project(mha, B, L, S, in.query, in.key, in.value, q, kk, v), 0);
+            double top = 0; /* the largest |score| of head 0 of element 0: the setup's claim */
+            for (int64_t i = 0; i < L; i++)
+                for (int64_t j = 0; j < S; j++) {
+                    double d = 0;
+                    for (int64_t e = 0; e < cfgs[k].embed / cfgs[k].heads; e++)
+                        d += q[i * cfgs[k].embed + e] * kk[j * cfgs[k].embed + e];
+                    top = fmax(top, fabs(d));
+                }
+            if (top < 300)
+                fail_msg("%s: test setup: the largest score is only %g", ctx, top);
+            float *out = filled_floats(n, NAN);
+            double *ref = new_doubles(n);
+            ASSERT_OK(attn_mha_forward(mha, NULL, B, L, S, in.query, in.key, in.value, in.mask, out));
+            assert_int_equal(ref_mha_forward(mha, B, L, S, in.query, in.key, in.value, in.mask, ref), 0);
+            check_close_tol(ctx, "forward with large scores", ref, out, n, 1e-3);
+            free(q), free(kk), free(v), free(out), free(ref);
+            free_inputs(&in);
+        }
+        attn_mha_destroy(mha);
+    }
+}
+
+/* forward, attention_matrix and cost accept and reject exactly the same shapes. The issue: NYSTROM
+ * (SVD pinv, E = 1, num_landmarks 520841287) at batch 1, tgt_len 646226417, src_len 520841315,
+ * rejected by cost for its FLOP count, ran in forward with a workspace size that had wrapped past
+ * 2^64. On a grid of extreme sizes, forward and attention_matrix are called with NULL tensors:
+ * where cost fails they must fail the same way, before looking at a pointer; where cost succeeds
+ * they must get as far as the NULL query. Nothing is allocated. */
+static void test_cost_and_forward_agree(void **state)
+{
+    (void)state;
+    static const mha_cfg cfgs[] = {
+        {.kind = ATTN_MHA_FULL, .bias = 1, .memory_mode = ATTN_MEMORY_AUTO, .embed = 1, .heads = 1},
+        {.kind = ATTN_MHA_FULL, .bias = 1, .causal = 1, .memory_mode = ATTN_MEMORY_STREAMING, .embed = 512,
+         .heads = 8},
+        {.kind = ATTN_MHA_LINFORMER, .bias = 1, .embed = 1, .heads = 1, .max_seq_len = 1 << 20, .proj_len = 1},
+        {.kind = ATTN_MHA_NYSTROM, .bias = 1, .embed = 1, .heads = 1, .landmarks = 520841287, .iterations = 6},
+        {.kind = ATTN_MHA_NYSTROM, .bias = 0, .embed = 4, .heads = 2, .landmarks = 1, .pinv = ATTN_PINV_SVD},
+    };
+    static const int64_t sizes[] = {1, 7, 1 << 20, 520841315, 646226417, INT32_MAX, (int64_t)1 << 31,
+                                    (int64_t)1 << 40, INT64_MAX};
+    /* The SVD pseudo-inverse of the issue's m x m matrix exceeds LAPACK's 32-bit indices. */
+    attn_mha_options svd = cfg_options(&cfgs[3]);
+    svd.pinv = ATTN_PINV_SVD;
+    attn_mha *none = NULL;
+    EXPECT_FAILURE(attn_mha_create(&none, &svd), ATTN_E_INVALID_ARG, "attn_mha_create", "num_landmarks",
+                   "SVD pinv of 520841287 landmarks");
+    char what[300];
+    int rejected = 0, accepted = 0;
+    for (int k = 0; k < COUNT_OF(cfgs); k++) {
+        attn_mha_options o = cfg_options(&cfgs[k]);
+        attn_mha *mha = NULL;
+        if (attn_mha_create(&mha, &o) != ATTN_OK)
+            fail_msg("config %d: %s", k, attn_last_error());
+        for (int bi = 0; bi < COUNT_OF(sizes); bi++)
+            for (int li = 0; li < COUNT_OF(sizes); li++)
+                for (int si = 0; si < COUNT_OF(sizes); si++) {
+                    const int64_t B = sizes[bi], L = sizes[li], S = sizes[si];
+                    cfg_describe(&cfgs[k], what, sizeof what);
+                    snprintf(what + strlen(what), sizeof what - strlen(what), " B=%lld L=%lld S=%lld",
+                             (long long)B, (long long)L, (long long)S);
+                    attn_cost cost;
+                    const attn_status sc = attn_mha_cost(mha, B, L, S, &cost);
+                    char cost_msg[512];
+                    snprintf(cost_msg, sizeof cost_msg, "%s", strchr(attn_last_error(), ':') ? strchr(attn_last_error(), ':') : "");
+                    const attn_status sf = attn_mha_forward(mha, NULL, B, L, S, NULL, NULL, NULL, NULL, NULL);
+                    char fwd_msg[512];
+                    snprintf(fwd_msg, sizeof fwd_msg, "%s", attn_last_error());
+                    const attn_status sm = attn_mha_attention_matrix(mha, NULL, B, L, S, NULL, NULL, NULL, NULL, NULL);
+                    if (sc != ATTN_OK) {
+                        rejected++;
+                        if (sf != sc || !strstr(fwd_msg, cost_msg) || sm != sc || !strstr(attn_last_error(), cost_msg))
+                            fail_msg("%s: cost says %d \"%s\", forward %d \"%s\", attention_matrix %d \"%s\"", what,
+                                     sc, cost_msg, sf, fwd_msg, sm, attn_last_error());
+                        continue;
+                    }
+                    accepted++;
+                    if (cost.workspace_bytes < 0 || cost.flops < 0)
+                        fail_msg("%s: cost accepted with workspace %lld and flops %lld", what,
+                                 (long long)cost.workspace_bytes, (long long)cost.flops);
+                    if (sf != ATTN_E_INVALID_ARG || !has_word(fwd_msg, "query"))
+                        fail_msg("%s: cost accepts, forward says %d \"%s\"", what, sf, fwd_msg);
+                    /* The matrix, B x h x L x S floats, may be too large to address where forward is not. */
+                    if (sm != ATTN_E_INVALID_ARG && sm != ATTN_E_SHAPE)
+                        fail_msg("%s: cost accepts, attention_matrix says %d \"%s\"", what, sm, attn_last_error());
+                }
+        attn_mha_destroy(mha);
+    }
+    assert_true(rejected > 0 && accepted > 0);
+}
+
+/* docs/abi.md: an output may overlap no input and no other output; ranges are compared, not
+ * only pointers. Inputs may overlap each other (self-attention). */
+static void test_aliasing(void **state)
+{
+    (void)state;
+    const mha_cfg c = {.kind = ATTN_MHA_FULL, .bias = 1, .embed = 8, .heads = 2};
+    attn_mha *mha = make_mha(&c, 3, 1.0);
+    const int64_t B = 2, L = 3, S = 4, nq = B * L * 8, nk = B * S * 8, nw = B * 2 * L * S;
+    float *buf = random_floats(nq + 2 * nk + nw, 1, 1.0);
+    float *q = buf, *k = q + nq, *v = k + nk, *w = v + nk;
+    float *out = filled_floats(nq, -7.5f);
+    uint8_t *mask = calloc((size_t)(B * S + nw * 4), 1);
+    static const char fwd[] = "attn_mha_forward", mat[] = "attn_mha_attention_matrix";
+    EXPECT_FAILURE(attn_mha_forward(mha, NULL, B, L, S, q, k, v, NULL, q), ATTN_E_INVALID_ARG, fwd, "out",
+                   "out == query");
+    EXPECT_FAILURE(attn_mha_forward(mha, NULL, B, L, S, q, k, v, NULL, k - 1), ATTN_E_INVALID_ARG, fwd, "out",
+                   "out overlapping the first float of key");
+    EXPECT_FAILURE(attn_mha_forward(mha, NULL, B, L, S, q, k, v, (const uint8_t *)(v + nk - 1), v + nk - nq),
+                   ATTN_E_INVALID_ARG, fwd, "out", "out over value and the mask");
+    EXPECT_FAILURE(attn_mha_attention_matrix(mha, NULL, B, L, S, q, k, v, NULL, v + 1), ATTN_E_INVALID_ARG, mat,
+                   "weights", "weights overlapping value");
+    EXPECT_FAILURE(attn_mha_attention_matrix(mha, NULL, B, L, S, q, k, v, mask, (float *)(void *)mask),
+                   ATTN_E_INVALID_ARG, mat, "weights", "weights == key_padding_mask");
+    if (!all_equal(out, nq, -7.5f))
+        fail_msg("a rejected call wrote an output");
+    /* Self-attention (query == key == value) and adjacent outputs are fine. */
+    ASSERT_OK(attn_mha_forward(mha, NULL, B, L, L, q, q, q, NULL, out));
+    ASSERT_OK(attn_mha_attention_matrix(mha, NULL, B, L, S, q, k, v, NULL, w));
+    free(buf), free(out), free(mask);
+    attn_mha_destroy(mha);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1736,6 +2001,10 @@ int main(void)
         cmocka_unit_test(test_workspace_reuse),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_nan_input),
+        cmocka_unit_test(test_path_boundaries),
+        cmocka_unit_test(test_extreme_scores),
+        cmocka_unit_test(test_cost_and_forward_agree),
+        cmocka_unit_test(test_aliasing),
     };
     return cmocka_run_group_tests_name("attention", tests, NULL, NULL);
 }

@@ -526,6 +526,25 @@ static int64_t expected_flops(const attn_rnn_options *o, int64_t B, int64_t T)
     return f;
 }
 
+/* The workspace forward needs, written out from docs/rnn.md: the input projection of every step,
+ * GRU's recurrent product of one step, the low-rank V h of one step, the LSTM cell state, and up
+ * to two [B, T, D*H] buffers for the layers below the last; each block rounded up to 64 bytes. */
+static int64_t expected_workspace(const attn_rnn_options *o, int64_t B, int64_t T)
+{
+    const int64_t G = ref_rnn_gates(o->cell), H = o->hidden_size;
+#define BLOCK(floats) (((floats) * 4 + 63) / 64 * 64)
+    int64_t bytes = BLOCK(B * T * G * H);
+    if (o->cell == ATTN_CELL_GRU)
+        bytes += BLOCK(B * G * H);
+    if (o->recurrence == ATTN_RECURRENCE_LOW_RANK)
+        bytes += BLOCK(B * o->rank);
+    if (o->cell == ATTN_CELL_LSTM)
+        bytes += BLOCK(B * H);
+    bytes += (o->num_layers - 1 < 2 ? o->num_layers - 1 : 2) * BLOCK(B * T * dirs(o) * H);
+#undef BLOCK
+    return bytes;
+}
+
 /* Runs one forward on random data (optional outputs on request) and returns the status. */
 static attn_status run_forward(attn_rnn *rnn, attn_workspace *ws, int64_t B, int64_t T, int optional,
                                uint64_t seed)
@@ -570,10 +589,12 @@ static void test_cost(void **state)
                                      (long long)T);
                             attn_cost cost;
                             ASSERT_OK(attn_rnn_cost(rnn, B, T, &cost));
-                            if (cost.params != params || cost.flops != expected_flops(&o, B, T))
-                                fail_msg("%s: cost params %lld flops %lld, want %lld and %lld", ctx,
-                                         (long long)cost.params, (long long)cost.flops, (long long)params,
-                                         (long long)expected_flops(&o, B, T));
+                            if (cost.params != params || cost.flops != expected_flops(&o, B, T) ||
+                                cost.workspace_bytes != expected_workspace(&o, B, T))
+                                fail_msg("%s: cost params %lld flops %lld workspace %lld, want %lld, %lld and %lld",
+                                         ctx, (long long)cost.params, (long long)cost.flops,
+                                         (long long)cost.workspace_bytes, (long long)params,
+                                         (long long)expected_flops(&o, B, T), (long long)expected_workspace(&o, B, T));
                             attn_workspace *ws = NULL;
                             ASSERT_OK(attn_workspace_create(&ws));
                             assert_int_equal(attn_workspace_size(ws), 0);
@@ -1046,6 +1067,129 @@ static void test_threads(void **state)
     }
 }
 
+/* ================================================================================================
+ * Execution paths, size limits and aliasing
+ * ============================================================================================= */
+
+/* rnn.c shares a step's cell updates with helper threads once B * G * H >= 32768: each cell just
+ * below and at that size (LOW_RANK too, bidirectional and 2 layers), against the reference, so
+ * that a wrong row offset on the shared path shows. */
+static void test_team_path_sizes(void **state)
+{
+    (void)state;
+    static const struct {
+        int32_t cell;
+        int64_t hidden, batch_off, batch_on; /* B * G * H < 32768 at batch_off, >= at batch_on */
+    } sizes[] = {
+        {ATTN_CELL_RNN_TANH, 256, 127, 128},
+        {ATTN_CELL_RNN_RELU, 128, 255, 256},
+        {ATTN_CELL_LSTM, 128, 63, 64},
+        {ATTN_CELL_GRU, 128, 85, 86},
+    };
+    attn_workspace *ws = NULL;
+    ASSERT_OK(attn_workspace_create(&ws));
+    char ctx[200];
+    for (int k = 0; k < COUNT_OF(sizes); k++)
+        for (int ri = 0; ri < COUNT_OF(tested_recurrences); ri++) {
+            const rnn_cfg c = {sizes[k].cell, tested_recurrences[ri], 1, 1, 2, 6, sizes[k].hidden, 16};
+            attn_rnn *rnn = make_rnn(&c, 40 + (uint64_t)k);
+            cfg_describe(&c, ctx, sizeof ctx);
+            const int lstm = c.cell == ATTN_CELL_LSTM;
+            for (int on = 0; on <= 1; on++) {
+                const fwd_case fc = {on ? sizes[k].batch_on : sizes[k].batch_off, 4, 1, lstm, 1, lstm};
+                check_forward(rnn, on ? ws : NULL, &fc, 70 + (uint64_t)k, ctx);
+            }
+            attn_rnn_destroy(rnn);
+        }
+    attn_workspace_destroy(ws);
+}
+
+/* forward and cost accept and reject exactly the same shapes (issue: a shape whose FLOP count
+ * cost rejected ran in forward with an overflowed workspace). On a grid of extreme sizes, forward
+ * is called with NULL tensors: where cost fails it must fail the same way, before looking at a
+ * pointer; where cost succeeds it must get as far as the NULL x. Nothing is allocated. */
+static void test_cost_and_forward_agree(void **state)
+{
+    (void)state;
+    static const rnn_cfg cfgs[] = {
+        {ATTN_CELL_LSTM, ATTN_RECURRENCE_DENSE, 1, 1, 3, 5, 7, 0},
+        {ATTN_CELL_GRU, ATTN_RECURRENCE_LOW_RANK, 0, 1, 1, 1, (int64_t)1 << 20, 1},
+        {ATTN_CELL_RNN_TANH, ATTN_RECURRENCE_DENSE, 1, 0, 1024, 1, 1, 0},
+    };
+    static const int64_t sizes[] = {1, 7, 1 << 20, INT32_MAX / 8, INT32_MAX, (int64_t)1 << 31, (int64_t)1 << 40,
+                                    INT64_MAX / 2, INT64_MAX};
+    char what[300];
+    int rejected = 0, accepted = 0;
+    for (int k = 0; k < COUNT_OF(cfgs); k++) {
+        attn_rnn_options o = cfg_options(&cfgs[k]);
+        attn_rnn *rnn = NULL;
+        if (attn_rnn_create(&rnn, &o) != ATTN_OK)
+            fail_msg("config %d: %s", k, attn_last_error());
+        for (int bi = 0; bi < COUNT_OF(sizes); bi++)
+            for (int ti = 0; ti < COUNT_OF(sizes); ti++) {
+                const int64_t B = sizes[bi], T = sizes[ti];
+                cfg_describe(&cfgs[k], what, sizeof what);
+                snprintf(what + strlen(what), sizeof what - strlen(what), " B=%lld T=%lld", (long long)B,
+                         (long long)T);
+                attn_cost cost;
+                const attn_status sc = attn_rnn_cost(rnn, B, T, &cost);
+                char cost_msg[512];
+                snprintf(cost_msg, sizeof cost_msg, "%s", attn_last_error());
+                const attn_status sf = attn_rnn_forward(rnn, NULL, B, T, NULL, NULL, NULL, NULL, NULL, NULL);
+                if (sc != ATTN_OK) {
+                    rejected++;
+                    const char *a = strchr(cost_msg, ':'), *b = strchr(attn_last_error(), ':');
+                    if (sf != sc || !a || !b || strcmp(a, b) != 0)
+                        fail_msg("%s: cost says %d \"%s\", forward %d \"%s\"", what, sc, cost_msg, sf,
+                                 attn_last_error());
+                } else {
+                    accepted++;
+                    if (cost.workspace_bytes < 0 || cost.flops < 0)
+                        fail_msg("%s: cost accepted with workspace %lld and flops %lld", what,
+                                 (long long)cost.workspace_bytes, (long long)cost.flops);
+                    EXPECT_FAILURE(sf, ATTN_E_INVALID_ARG, "attn_rnn_forward", "x", what);
+                }
+            }
+        attn_rnn_destroy(rnn);
+    }
+    assert_true(rejected > 0 && accepted > 0);
+}
+
+/* docs/abi.md: an output may overlap no input and no other output; ranges are compared, not
+ * only pointers. In place, a bidirectional layer's reverse direction would read what the forward
+ * direction already wrote (it gave wrong results before this was rejected). Inputs may overlap. */
+static void test_aliasing(void **state)
+{
+    (void)state;
+    const rnn_cfg c = {ATTN_CELL_LSTM, ATTN_RECURRENCE_DENSE, 1, 1, 1, 8, 4, 0}; /* I = D * H = 8 */
+    attn_rnn *rnn = make_rnn(&c, 5);
+    const int64_t B = 2, T = 3, nx = B * T * 8, ns = 2 * B * 4;
+    float *x = random_floats(2 * nx, 1, 1.0), *y = filled_floats(nx + 16, -7.5f);
+    float *h0 = random_floats(ns, 2, 1.0), *c0 = random_floats(ns, 3, 1.0);
+    float *hn = filled_floats(2 * ns, -7.5f), *cn = filled_floats(ns, -7.5f);
+    static const char fn[] = "attn_rnn_forward";
+    EXPECT_FAILURE(attn_rnn_forward(rnn, NULL, B, T, x, h0, c0, x, hn, cn), ATTN_E_INVALID_ARG, fn, "y", "y == x");
+    EXPECT_FAILURE(attn_rnn_forward(rnn, NULL, B, T, x, h0, c0, x + nx - 1, hn, cn), ATTN_E_INVALID_ARG, fn, "y",
+                   "y overlapping the last float of x");
+    EXPECT_FAILURE(attn_rnn_forward(rnn, NULL, B, T, x + 5, h0, c0, x, hn, cn), ATTN_E_INVALID_ARG, fn, "y",
+                   "y overlapping the start of x");
+    EXPECT_FAILURE(attn_rnn_forward(rnn, NULL, B, T, x, h0, c0, y, h0 + 1, cn), ATTN_E_INVALID_ARG, fn, "h_n",
+                   "h_n overlapping h0");
+    EXPECT_FAILURE(attn_rnn_forward(rnn, NULL, B, T, x, h0, c0, y, hn, hn + ns - 1), ATTN_E_INVALID_ARG, fn,
+                   "c_n|h_n", "c_n overlapping h_n");
+    EXPECT_FAILURE(attn_rnn_forward(rnn, NULL, B, T, x, h0, c0, y, y + 3, cn), ATTN_E_INVALID_ARG, fn, "h_n|y",
+                   "h_n inside y");
+    EXPECT_FAILURE(attn_rnn_forward(rnn, NULL, B, T, x, h0, c0, y, hn, c0), ATTN_E_INVALID_ARG, fn, "c_n|c0",
+                   "c_n == c0");
+    if (!all_equal(y, nx + 16, -7.5f) || !all_equal(hn, 2 * ns, -7.5f) || !all_equal(cn, ns, -7.5f))
+        fail_msg("a rejected call wrote an output");
+    /* Adjacent, not overlapping: fine; so are inputs sharing memory (h0 == c0). */
+    ASSERT_OK(attn_rnn_forward(rnn, NULL, B, T, x, h0, c0, x + nx, NULL, NULL));
+    ASSERT_OK(attn_rnn_forward(rnn, NULL, B, T, x, h0, h0, y, hn, hn + ns));
+    free(x), free(y), free(h0), free(c0), free(hn), free(cn);
+    attn_rnn_destroy(rnn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1068,6 +1212,9 @@ int main(void)
         cmocka_unit_test(test_cost),
         cmocka_unit_test(test_workspace_reuse),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_team_path_sizes),
+        cmocka_unit_test(test_cost_and_forward_agree),
+        cmocka_unit_test(test_aliasing),
     };
     return cmocka_run_group_tests_name("rnn", tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /*
  * attention.h: multi-head attention: full softmax attention (materialized or streaming), Linformer
- * and Nystrom approximations. torch.nn.MultiheadAttention semantics and state_dict names (SPEC.md §3).
+ * and Nystrom approximations. torch.nn.MultiheadAttention semantics and state_dict names
+ * (docs/attention.md).
  */
 #ifndef ATTN_ATTENTION_H
 #define ATTN_ATTENTION_H

@@ -1,6 +1,6 @@
 /*
  * rnn.h: recurrent networks (Elman tanh/relu, LSTM, GRU) with a dense, low-rank or
- * Kronecker-factored recurrence. PyTorch semantics and state_dict tensor names (SPEC.md §1).
+ * Kronecker-factored recurrence. PyTorch semantics and state_dict tensor names (docs/rnn.md).
  */
 #ifndef ATTN_RNN_H
 #define ATTN_RNN_H

@@ -65,18 +65,20 @@ static void score_gemm(const head_view *h, int64_t row0, int64_t rows, int64_t k
 
 /* ---- the softmax of one row --------------------------------------------------------------- */
 
-/* Largest score among the first n of row x with masked keys set to -INFINITY (so that exp gives
- * exactly 0); -INFINITY when every one is masked. */
+/* Largest score among the first n of row x after masking; -INFINITY when every key is masked;
+ * NaN when a score is NaN. A masked key's score gets -INFINITY added, as PyTorch adds its mask:
+ * exp then gives exactly 0, except that a NaN or +Inf score turns NaN and spreads to the row. */
 static float masked_max(float *x, int64_t n, const uint8_t *mask)
 {
     if (mask)
         for (int64_t j = 0; j < n; j++)
-            x[j] = mask[j] ? -INFINITY : x[j];
+            x[j] = mask[j] ? x[j] - INFINITY : x[j];
     return attn__max(x, n);
 }
 
 /* x[j] = exp(x[j] - shift) for the first n entries and 0 for the rest up to width; returns the sum.
- * shift = -INFINITY (the row sees no key) gives a zero row and sum 0. */
+ * shift = -INFINITY (the row sees no key) gives a zero row and sum 0. A NaN shift, or a score of
+ * +Inf (Inf - Inf), makes the row and its sum NaN, and so the row's output: PyTorch's pattern. */
 static float exp_row(float *x, int64_t n, int64_t width, float shift)
 {
     memset(x + n, 0, (size_t)(width - n) * sizeof *x);
@@ -89,12 +91,13 @@ static float exp_row(float *x, int64_t n, int64_t width, float shift)
 
 /* Folds a streaming tile's row (n visible keys of width) into the row's running max and sum,
  * rescaling the output accumulated so far (dh floats at stride `stride` from orow; NULL before the
- * first tile) when the max grows. The row becomes the tile's exponentials. */
+ * first tile) when the max grows. The row becomes the tile's exponentials. A NaN max (a NaN
+ * score) is taken and kept, so that the rest of the row turns NaN like a materialized one. */
 static void stream_row(float *x, int64_t n, int64_t width, const uint8_t *mask, float *max, float *sum, float *orow,
                        int64_t stride, int64_t dh)
 {
     const float tile_max = masked_max(x, n, mask);
-    if (tile_max > *max) {
+    if (tile_max > *max || tile_max != tile_max) {
         /* exp(-inf) = 0: nothing was accumulated before the first visible key. */
         const float rescale = expf(*max - tile_max);
         *sum *= rescale;
@@ -137,7 +140,7 @@ static void run_rows(const void *task, int64_t first, int64_t end)
         if (t->sums) {
             t->sums[i] = sum;
         } else {
-            if (sum > 0.0f)
+            if (sum != 0.0f) /* a NaN sum spreads to the row */
                 attn__scale(x, n, 1.0f / sum);
             memset(x + t->keys, 0, (size_t)(t->lds - t->keys) * sizeof *x);
         }
@@ -171,11 +174,11 @@ static int64_t score_rows(attn_team *t, const head_view *h, int64_t row0, int64_
 /* A block's product with V is formed transposed, O^T [dh, rows] = V^T P^T, which OpenBLAS threads
  * better than O = P V (the whole forward a few % faster at dh = 64, 512 rows, 2 threads). This
  * stores o rows = O^T's columns divided by the row sums (a row without visible keys has sum 0 and
- * gets zeros). */
+ * gets zeros; a NaN sum gives NaN). */
 static void store_rows(const float *o_t, int64_t rows, int64_t dh, const float *sums, float *o, int64_t ldo)
 {
     for (int64_t i = 0; i < rows; i++) {
-        const float inv = sums[i] > 0.0f ? 1.0f / sums[i] : 0.0f;
+        const float inv = sums[i] == 0.0f ? 0.0f : 1.0f / sums[i];
         for (int64_t d = 0; d < dh; d++)
             o[i * ldo + d] = o_t[d * rows + i] * inv;
     }
@@ -212,19 +215,19 @@ typedef struct full_plan {
 static full_plan make_plan(const attn_mha *m, int64_t tgt_len, int64_t src_len)
 {
     full_plan p = {0};
-    const size_t f = sizeof(float);
+    const int64_t f = sizeof(float), dh = m->head_dim;
     const int64_t mat_rows = min64(MATERIALIZE_ROWS, tgt_len);
     p.streaming = m->opt.memory_mode == ATTN_MEMORY_STREAMING ||
-                  (m->opt.memory_mode == ATTN_MEMORY_AUTO && (size_t)(mat_rows * src_len) * f > auto_budget);
+                  (m->opt.memory_mode == ATTN_MEMORY_AUTO && src_len > (int64_t)auto_budget / f / mat_rows);
     p.rows = p.streaming ? min64(STREAM_ROWS, tgt_len) : mat_rows;
     p.keys = p.streaming ? min64(STREAM_KEYS, src_len) : src_len;
-    p.k_t = attn__plan_take(&p.ws, (size_t)(src_len * m->head_dim) * f);
-    p.v = attn__plan_take(&p.ws, (size_t)(src_len * m->head_dim) * f);
-    p.scores = attn__plan_take(&p.ws, (size_t)(p.rows * p.keys) * f);
-    p.o_t = attn__plan_take(&p.ws, (size_t)(m->head_dim * p.rows) * f);
-    p.sums = attn__plan_take(&p.ws, (size_t)p.rows * f);
+    p.k_t = attn__plan_take(&p.ws, f, src_len, dh, 1);
+    p.v = attn__plan_take(&p.ws, f, src_len, dh, 1);
+    p.scores = attn__plan_take(&p.ws, f, p.rows, p.keys, 1);
+    p.o_t = attn__plan_take(&p.ws, f, dh, p.rows, 1);
+    p.sums = attn__plan_take(&p.ws, f, p.rows, 1, 1);
     if (p.streaming)
-        p.maxes = attn__plan_take(&p.ws, (size_t)p.rows * f);
+        p.maxes = attn__plan_take(&p.ws, f, p.rows, 1, 1);
     return p;
 }
 
@@ -306,11 +309,11 @@ static attn_status check(const char *fn, const attn_mha *m, int64_t tgt_len, int
     return ATTN_OK;
 }
 
-static size_t scratch_bytes(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len, bool matrix)
+static attn_ws_plan scratch(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len, bool matrix)
 {
     (void)batch;
     /* matrix writes the scores straight into the caller's weights. */
-    return matrix ? 0 : make_plan(m, tgt_len, src_len).ws.bytes;
+    return matrix ? (attn_ws_plan){0} : make_plan(m, tgt_len, src_len).ws;
 }
 
 /* Two products per head over the (query, key) pairs causal leaves, multiply-add = 2: Q K^T and P V,
@@ -355,4 +358,4 @@ static attn_status matrix(const attn_mha *m, const mha_problem *p, char *scratch
     return ATTN_OK;
 }
 
-const mha_kind attn__mha_full = {check, scratch_bytes, flops, attend, matrix};
+const mha_kind attn__mha_full = {check, scratch, flops, attend, matrix};

@@ -32,13 +32,13 @@ typedef struct lin_plan {
 
 static lin_plan make_plan(const attn_mha *m, int64_t tgt_len, bool matrix)
 {
-    const size_t f = sizeof(float), k = (size_t)m->opt.proj_len, e = (size_t)m->opt.embed_dim;
+    const int64_t f = sizeof(float), k = m->opt.proj_len, e = m->opt.embed_dim;
     lin_plan p = {0};
-    p.rows = block_rows(tgt_len, m->opt.proj_len);
-    p.kt = attn__plan_take(&p.ws, k * e * f);
+    p.rows = block_rows(tgt_len, k);
+    p.kt = attn__plan_take(&p.ws, f, k, e, 1);
     if (!matrix)
-        p.vt = attn__plan_take(&p.ws, k * e * f);
-    p.scores = attn__plan_take(&p.ws, (size_t)p.rows * k * f);
+        p.vt = attn__plan_take(&p.ws, f, k, e, 1);
+    p.scores = attn__plan_take(&p.ws, f, p.rows, k, 1);
     return p;
 }
 
@@ -76,10 +76,10 @@ static attn_status check(const char *fn, const attn_mha *m, int64_t tgt_len, int
     return ATTN_OK;
 }
 
-static size_t scratch_bytes(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len, bool matrix)
+static attn_ws_plan scratch(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len, bool matrix)
 {
     (void)batch, (void)src_len;
-    return make_plan(m, tgt_len, matrix).ws.bytes;
+    return make_plan(m, tgt_len, matrix).ws;
 }
 
 /* Per batch element: the projections of K and V (2 k S E multiply-adds each), then Q_h K~_h^T and
@@ -148,4 +148,4 @@ static attn_status matrix(const attn_mha *m, const mha_problem *p, char *scratch
     return ATTN_OK;
 }
 
-const mha_kind attn__mha_linformer = {check, scratch_bytes, flops, attend, matrix};
+const mha_kind attn__mha_linformer = {check, scratch, flops, attend, matrix};

@@ -72,6 +72,11 @@ static attn_status validate_options(const attn_mha_options *o)
             (st = check_range("pinv_iterations", o->pinv_iterations, o->pinv == ATTN_PINV_NEWTON ? 1 : 0, 1000)) ||
             (st = check_range("conv_kernel", o->conv_kernel, 0, max_dim)))
             return st;
+        if (o->pinv == ATTN_PINV_SVD && !attn__pinv_supported(o->num_landmarks, o->num_landmarks))
+            return attn__fail(ATTN_E_INVALID_ARG,
+                              "attn_mha_create: num_landmarks %lld is too large for pinv = ATTN_PINV_SVD (LAPACK's "
+                              "32-bit indices cannot hold its workspace); use ATTN_PINV_NEWTON",
+                              (long long)o->num_landmarks);
         if (o->conv_kernel && o->conv_kernel % 2 == 0)
             return attn__fail(ATTN_E_INVALID_ARG,
                               "attn_mha_create: conv_kernel must be odd so that zero padding conv_kernel/2 keeps "
@@ -204,7 +209,8 @@ static attn_status validate_shape(const char *fn, const attn_mha *m, int64_t bat
                                                      : (m->opt.vdim > m->opt.embed_dim ? m->opt.vdim : m->opt.embed_dim);
     const int64_t longest = tgt_len > src_len ? tgt_len : src_len;
     int64_t rows, elems;
-    if (!attn__mul(batch, longest, &rows) || !attn__fits_blas_int(rows) || !attn__mul(rows, widest, &elems) ||
+    if (!attn__mul(batch, longest, &rows) || !attn__fits_blas_int(rows) ||
+        !attn__mul3(rows, widest, sizeof(float), &elems) ||
         !attn__mul(tgt_len, src_len, &elems))
         return attn__fail(ATTN_E_SHAPE, "%s: batch %lld x length %lld is beyond the 32-bit index range of BLAS", fn,
                           (long long)batch, (long long)longest);
@@ -220,15 +226,53 @@ typedef struct mha_plan {
 
 static mha_plan make_plan(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len, bool matrix)
 {
-    const size_t f = sizeof(float), e = (size_t)m->opt.embed_dim;
+    const int64_t f = sizeof(float), e = m->opt.embed_dim;
     mha_plan p = {0};
-    p.q = attn__plan_take(&p.ws, (size_t)(batch * tgt_len) * e * f);
-    p.k = attn__plan_take(&p.ws, (size_t)(batch * src_len) * e * f);
-    p.v = attn__plan_take(&p.ws, (size_t)(batch * src_len) * e * f);
+    p.q = attn__plan_take(&p.ws, f, batch, tgt_len, e);
+    p.k = attn__plan_take(&p.ws, f, batch, src_len, e);
+    p.v = attn__plan_take(&p.ws, f, batch, src_len, e);
     if (!matrix)
-        p.o = attn__plan_take(&p.ws, (size_t)(batch * tgt_len) * e * f);
-    p.scratch = attn__plan_take(&p.ws, kind_of(m)->scratch_bytes(m, batch, tgt_len, src_len, matrix));
+        p.o = attn__plan_take(&p.ws, f, batch, tgt_len, e);
+    p.scratch = attn__plan_nest(&p.ws, kind_of(m)->scratch(m, batch, tgt_len, src_len, matrix));
     return p;
+}
+
+/* FLOPs of forward (projections and the kind's attention); a double, so that absurd shapes are
+ * caught as overflow instead of wrapping. */
+static double forward_flops(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len)
+{
+    const attn_mha_options *o = &m->opt;
+    const double e = (double)o->embed_dim, rows_l = (double)batch * (double)tgt_len;
+    const double rows_s = (double)batch * (double)src_len;
+    /* Q and out-projections over B*L rows, K and V over B*S rows. */
+    const double projections = 2.0 * e * (rows_l * 2.0 * e + rows_s * (double)(o->kdim + o->vdim));
+    return projections + kind_of(m)->flops(m, batch, tgt_len, src_len);
+}
+
+/* Everything forward, attention_matrix and cost check before any work, so that the three accept
+ * and reject exactly the same shapes: the sizes, the FLOP count within int64 and every workspace
+ * size within the address space. *plan is the layout of the call (matrix or forward). */
+static attn_status prepare(const char *fn, const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len,
+                           bool matrix, mha_plan *plan)
+{
+    attn_status st = validate_shape(fn, m, batch, tgt_len, src_len);
+    if (st)
+        return st;
+    if (forward_flops(m, batch, tgt_len, src_len) > 9.0e18)
+        return attn__fail(ATTN_E_SHAPE, "%s: the FLOP count of batch %lld x tgt_len %lld x src_len %lld overflows "
+                          "int64", fn, (long long)batch, (long long)tgt_len, (long long)src_len);
+    int64_t weights;
+    if (matrix && (!attn__mul3(batch * m->opt.num_heads, tgt_len, src_len, &weights) ||
+                   !attn__mul(weights, sizeof(float), &weights)))
+        return attn__fail(ATTN_E_SHAPE, "%s: weights [batch %lld, num_heads %lld, tgt_len %lld, src_len %lld] has "
+                          "more elements than int64 can count", fn, (long long)batch, (long long)m->opt.num_heads,
+                          (long long)tgt_len, (long long)src_len);
+    const mha_plan forward = make_plan(m, batch, tgt_len, src_len, false);
+    *plan = matrix ? make_plan(m, batch, tgt_len, src_len, true) : forward;
+    if (forward.ws.overflow || plan->ws.overflow)
+        return attn__fail(ATTN_E_SHAPE, "%s: batch %lld x tgt_len %lld x src_len %lld needs a workspace larger than "
+                          "the address space", fn, (long long)batch, (long long)tgt_len, (long long)src_len);
+    return ATTN_OK;
 }
 
 /* y[rows, E] = alpha * (x[rows, in] W^T + b) with W (E, in) starting at `w`, b at `b` (or NULL). */
@@ -263,14 +307,24 @@ static attn_status run(const char *fn, const attn_mha *m, attn_workspace *ws, in
                        int64_t src_len, const float *query, const float *key, const float *value,
                        const uint8_t *mask, float *out, bool matrix)
 {
-    attn_status st = validate_shape(fn, m, batch, tgt_len, src_len);
+    mha_plan plan;
+    attn_status st = prepare(fn, m, batch, tgt_len, src_len, matrix, &plan);
     if (st)
         return st;
     const char *missing = !query ? "query" : !key ? "key" : !value ? "value" : !out ? (matrix ? "weights" : "out") : NULL;
     if (missing)
         return attn__fail(ATTN_E_INVALID_ARG, "%s: %s is NULL", fn, missing);
+    const size_t f = sizeof(float), rows_l = (size_t)(batch * tgt_len), rows_s = (size_t)(batch * src_len);
+    const attn_buffer inputs[] = {{"query", query, rows_l * (size_t)m->opt.embed_dim * f},
+                                  {"key", key, rows_s * (size_t)m->opt.kdim * f},
+                                  {"value", value, rows_s * (size_t)m->opt.vdim * f},
+                                  {"key_padding_mask", mask, rows_s}};
+    const size_t out_elems = matrix ? (size_t)(batch * m->opt.num_heads * tgt_len) * (size_t)src_len
+                                    : rows_l * (size_t)m->opt.embed_dim;
+    const attn_buffer output = {matrix ? "weights" : "out", out, out_elems * f};
+    if ((st = attn__check_aliasing(fn, inputs, 4, &output, 1)))
+        return st;
 
-    const mha_plan plan = make_plan(m, batch, tgt_len, src_len, matrix);
     attn_workspace local = {0};
     char *base;
     if ((st = attn__workspace_reserve(fn, ws, &local, plan.ws.bytes, &base)))
@@ -313,21 +367,14 @@ attn_status attn_mha_attention_matrix(const attn_mha *mha, attn_workspace *ws, i
 attn_status attn_mha_cost(const attn_mha *mha, int64_t batch, int64_t tgt_len, int64_t src_len, attn_cost *out)
 {
     static const char fn[] = "attn_mha_cost";
-    attn_status st = validate_shape(fn, mha, batch, tgt_len, src_len);
+    mha_plan plan;
+    attn_status st = prepare(fn, mha, batch, tgt_len, src_len, false, &plan);
     if (st)
         return st;
     if (!out)
         return attn__fail(ATTN_E_INVALID_ARG, "%s: out is NULL", fn);
-    const attn_mha_options *o = &mha->opt;
-    const int64_t e = o->embed_dim;
-    /* Q and out-projections over B*L rows, K and V over B*S rows. */
-    const double projections = 2.0 * (double)e *
-                               ((double)(batch * tgt_len) * (double)(2 * e) + (double)(batch * src_len) * (double)(o->kdim + o->vdim));
-    const double total = projections + (double)kind_of(mha)->flops(mha, batch, tgt_len, src_len);
-    if (total > 9.0e18)
-        return attn__fail(ATTN_E_SHAPE, "%s: the FLOP count overflows int64", fn);
     out->params = attn__params_total(mha->params);
-    out->flops = (int64_t)total;
-    out->workspace_bytes = (int64_t)make_plan(mha, batch, tgt_len, src_len, false).ws.bytes;
+    out->flops = (int64_t)forward_flops(mha, batch, tgt_len, src_len);
+    out->workspace_bytes = (int64_t)plan.ws.bytes;
     return ATTN_OK;
 }

@@ -47,8 +47,9 @@ static inline void attn__zero_masked_rows(int64_t rows, int64_t e, const uint8_t
 typedef struct mha_kind {
     /* Shape checks beyond the common ones (e.g. src_len <= max_seq_len); `fn` names the caller. */
     attn_status (*check)(const char *fn, const attn_mha *m, int64_t tgt_len, int64_t src_len);
-    /* Scratch bytes that attend (matrix = false) or matrix (matrix = true) use. */
-    size_t (*scratch_bytes)(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len, bool matrix);
+    /* The scratch that attend (matrix = false) or matrix (matrix = true) uses, as a plan whose
+     * overflow flag marks a shape too large to address. */
+    attn_ws_plan (*scratch)(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len, bool matrix);
     /* FLOPs of attend, multiply-add = 2 (projections are counted by mha.c); a double so that absurd
      * shapes are caught as overflow instead of wrapping (exact below 2^53). */
     double (*flops)(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len);

@@ -47,28 +47,26 @@ typedef struct nys_plan {
 
 static nys_plan make_plan(const attn_mha *m, int64_t tgt_len, int64_t src_len, bool matrix)
 {
-    const size_t f = sizeof(float), lm = (size_t)m->opt.num_landmarks, e = (size_t)m->opt.embed_dim;
+    const int64_t f = sizeof(float), lm = m->opt.num_landmarks, e = m->opt.embed_dim, dh = m->head_dim;
     nys_plan p = {0};
-    p.rows = min64(BLOCK_FLOATS / m->opt.num_landmarks > 0 ? BLOCK_FLOATS / m->opt.num_landmarks : 1, tgt_len);
-    p.qt = attn__plan_take(&p.ws, lm * e * f);
-    p.kt = attn__plan_take(&p.ws, lm * e * f);
-    p.qmask = attn__plan_take(&p.ws, lm);
-    p.kmask = attn__plan_take(&p.ws, lm);
-    p.a2 = attn__plan_take(&p.ws, lm * lm * f);
-    p.z = attn__plan_take(&p.ws, lm * lm * f);
-    p.pinv = attn__plan_take(&p.ws, m->opt.pinv == ATTN_PINV_SVD
-                                        ? attn__pinv_scratch_bytes(m->opt.num_landmarks, m->opt.num_landmarks)
-                                        : 3 * lm * lm * f);
-    p.a3 = attn__plan_take(&p.ws, lm * (size_t)src_len * f);
+    p.rows = min64(BLOCK_FLOATS / lm > 0 ? BLOCK_FLOATS / lm : 1, tgt_len);
+    p.qt = attn__plan_take(&p.ws, f, lm, e, 1);
+    p.kt = attn__plan_take(&p.ws, f, lm, e, 1);
+    p.qmask = attn__plan_take(&p.ws, 1, lm, 1, 1);
+    p.kmask = attn__plan_take(&p.ws, 1, lm, 1, 1);
+    p.a2 = attn__plan_take(&p.ws, f, lm, lm, 1);
+    p.z = attn__plan_take(&p.ws, f, lm, lm, 1);
+    p.pinv = m->opt.pinv == ATTN_PINV_SVD ? attn__pinv_plan(&p.ws, lm, lm) : attn__plan_take(&p.ws, f, 3, lm, lm);
+    p.a3 = attn__plan_take(&p.ws, f, lm, src_len, 1);
     if (!matrix) {
-        p.w = attn__plan_take(&p.ws, lm * (size_t)m->head_dim * f);
-        p.t = attn__plan_take(&p.ws, lm * (size_t)m->head_dim * f);
+        p.w = attn__plan_take(&p.ws, f, lm, dh, 1);
+        p.t = attn__plan_take(&p.ws, f, lm, dh, 1);
     }
-    p.a1 = attn__plan_take(&p.ws, (size_t)p.rows * lm * f);
+    p.a1 = attn__plan_take(&p.ws, f, p.rows, lm, 1);
     if (matrix)
-        p.a1z = attn__plan_take(&p.ws, (size_t)p.rows * lm * f);
+        p.a1z = attn__plan_take(&p.ws, f, p.rows, lm, 1);
     else if (m->opt.conv_kernel > 0)
-        p.taps = attn__plan_take(&p.ws, (size_t)m->opt.conv_kernel * e * f);
+        p.taps = attn__plan_take(&p.ws, f, m->opt.conv_kernel, e, 1);
     return p;
 }
 
@@ -119,17 +117,19 @@ static void pinv_newton(int64_t n, int64_t iterations, const float *a, float *z,
             row += x;
             t1[j] += x;
         }
-        max_row = row > max_row ? row : max_row;
+        max_row = row > max_row || row != row ? row : max_row; /* NaN is kept, as torch.max does */
     }
     for (int64_t j = 0; j < n; j++)
-        max_col = t1[j] > max_col ? t1[j] : max_col;
+        max_col = t1[j] > max_col || t1[j] != t1[j] ? t1[j] : max_col;
     const float norm = max_row * max_col;
-    /* A zero matrix (every landmark masked) has the zero pseudo-inverse. */
-    const float scale = norm > 0.0f ? 1.0f / norm : 0.0f;
+    /* A zero matrix (every landmark masked) has the zero pseudo-inverse; a NaN in a (NaN norm)
+     * spreads to all of Z, as it does in the reference. */
+    const bool zero = norm == 0.0f;
+    const float scale = zero ? 0.0f : 1.0f / norm;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < n; j++)
             z[i * n + j] = a[j * n + i] * scale;
-    for (int64_t it = 0; it < iterations && norm > 0.0f; it++) {
+    for (int64_t it = 0; it < iterations && !zero; it++) {
         attn__sgemm(false, false, n, n, n, 1.0f, a, n, z, n, 0.0f, az, n);
         memcpy(t1, az, (size_t)(n * n) * sizeof *t1);
         identity_minus(n, 7.0f, t1);
@@ -270,10 +270,10 @@ static attn_status check(const char *fn, const attn_mha *m, int64_t tgt_len, int
     return ATTN_OK;
 }
 
-static size_t scratch_bytes(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len, bool matrix)
+static attn_ws_plan scratch(const attn_mha *m, int64_t batch, int64_t tgt_len, int64_t src_len, bool matrix)
 {
     (void)batch;
-    return make_plan(m, tgt_len, src_len, matrix).ws.bytes;
+    return make_plan(m, tgt_len, src_len, matrix).ws;
 }
 
 /* Per batch element, summed over heads (h dh = E): A2 and Z W (2 m^2 E each), A3 and A3 V
@@ -361,4 +361,4 @@ static attn_status matrix(const attn_mha *m, const mha_problem *p, char *scratch
     return ATTN_OK;
 }
 
-const mha_kind attn__mha_nystrom = {check, scratch_bytes, flops, attend, matrix};
+const mha_kind attn__mha_nystrom = {check, scratch, flops, attend, matrix};

@@ -30,6 +30,21 @@ bool attn__mul3(int64_t a, int64_t b, int64_t c, int64_t *out);
 /* True when 0 <= v <= INT32_MAX: the index range of LP64 BLAS/LAPACK. */
 bool attn__fits_blas_int(int64_t v);
 
+/* ---- the aliasing contract of every forward (errors.c) ---------------------------------------- */
+
+/* A caller's tensor: its name in messages, its first byte (NULL: not passed) and its size. */
+typedef struct attn_buffer {
+    const char *name;
+    const void *data;
+    size_t bytes;
+} attn_buffer;
+
+/* An output may overlap no input and no other output (inputs may overlap each other: self-attention
+ * passes one tensor as query, key and value). Byte ranges are compared, not only pointers. Returns
+ * ATTN_E_INVALID_ARG naming `fn` and both tensors otherwise. */
+attn_status attn__check_aliasing(const char *fn, const attn_buffer *inputs, int n_inputs, const attn_buffer *outputs,
+                                 int n_outputs);
+
 /* ---- options structs (errors.c) ----------------------------------------------------------- */
 
 /* Copies a caller's options struct into `dst` (which already holds the defaults), following the
@@ -52,11 +67,17 @@ struct attn_workspace {
 
 /* Bump-allocation plan for one forward call: each take() reserves an aligned block and returns its
  * offset; `bytes` is then the total to reserve. The same plan function serves forward and cost, so
- * the reported workspace_bytes is by construction what forward uses. */
+ * the reported workspace_bytes is by construction what forward uses. Every product and sum of sizes
+ * is checked here, once for every family: a size beyond PTRDIFF_MAX sets `overflow` (offsets are
+ * then meaningless), and forward and cost both reject such a shape with ATTN_E_SHAPE. */
 typedef struct attn_ws_plan {
     size_t bytes;
+    bool overflow;
 } attn_ws_plan;
-size_t attn__plan_take(attn_ws_plan *plan, size_t bytes);
+/* Reserves a * b * c elements of elem_size bytes each (all >= 0). */
+size_t attn__plan_take(attn_ws_plan *plan, int64_t elem_size, int64_t a, int64_t b, int64_t c);
+/* Reserves the whole of `inner` (a sub-plan laid out from offset 0) and inherits its overflow. */
+size_t attn__plan_nest(attn_ws_plan *plan, attn_ws_plan inner);
 
 /* Makes `ws` (or, when ws is NULL, the caller-stack `local`) hold at least `bytes`, and returns the
  * base pointer in *base. Release `local` with attn__workspace_release after the call. */
@@ -98,12 +119,14 @@ void attn__sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
 const char *attn__blas_config(void);
 int attn__blas_threads(void);
 
-/* (lapack.c) Bytes of scratch attn__pinv needs for a rows x cols matrix (8-byte aligned). */
-size_t attn__pinv_scratch_bytes(int64_t rows, int64_t cols);
+/* (lapack.c) True when LAPACK's 32-bit indices can hold the SVD of a rows x cols matrix and its
+ * scratch; only then may the two functions below be called. */
+bool attn__pinv_supported(int64_t rows, int64_t cols);
+/* Reserves in `plan` the scratch attn__pinv needs for a rows x cols matrix. */
+size_t attn__pinv_plan(attn_ws_plan *plan, int64_t rows, int64_t cols);
 /* out (cols x rows, row-major, leading dimension ldo) = the Moore-Penrose pseudo-inverse of the
  * row-major rows x cols matrix a (lda), through an SVD in double (LAPACK dgesdd); singular values
- * at or below rtol * sigma_max count as zero. `scratch` holds attn__pinv_scratch_bytes, 8-byte
- * aligned. ATTN_E_NUMERICAL (message naming `fn`) when a has a non-finite entry or the SVD fails;
+ * at or below rtol * sigma_max count as zero. `scratch` is what attn__pinv_plan reserved. ATTN_E_NUMERICAL (message naming `fn`) when a has a non-finite entry or the SVD fails;
  * out is then unchanged. Sizes >= 1 and within attn__fits_blas_int. */
 attn_status attn__pinv(const char *fn, int64_t rows, int64_t cols, const float *a, int64_t lda, float *out,
                        int64_t ldo, double rtol, void *scratch);
@@ -117,12 +140,13 @@ void attn__relu(float *x, int64_t n);
 void attn__add(float *y, const float *x, int64_t n);
 /* x[i] *= a */
 void attn__scale(float *x, int64_t n, float a);
-/* Largest element (-INFINITY for n = 0; NaN elements are skipped). */
+/* Largest element (-INFINITY for n = 0); NaN when any element is NaN. */
 float attn__max(const float *x, int64_t n);
 /* x[i] = exp(x[i] - shift) (exactly 0 below e^-87.3, so exp(-inf) = 0); returns the sum. */
 float attn__exp_sum(float *x, int64_t n, float shift);
 /* Max-subtracted softmax in place. mask: n bytes, nonzero = ignore (its entry becomes 0), or NULL.
- * A row whose every entry is masked becomes all zeros, never NaN; NaN inputs give NaN outputs. */
+ * A row whose every entry is masked becomes all zeros, never NaN; an unmasked NaN or +Inf makes the
+ * whole row NaN (PyTorch's pattern). */
 void attn__softmax(float *x, int64_t n, const uint8_t *mask);
 
 /* ---- thread team (team.c) ----------------------------------------------------------------- */

@@ -73,6 +73,30 @@ bool attn__mul3(int64_t a, int64_t b, int64_t c, int64_t *out)
 
 bool attn__fits_blas_int(int64_t v) { return v >= 0 && v <= INT32_MAX; }
 
+static bool overlap(const attn_buffer *a, const attn_buffer *b)
+{
+    if (!a->data || !b->data || !a->bytes || !b->bytes)
+        return false;
+    const uintptr_t pa = (uintptr_t)a->data, pb = (uintptr_t)b->data;
+    return pa < pb + b->bytes && pb < pa + a->bytes;
+}
+
+attn_status attn__check_aliasing(const char *fn, const attn_buffer *inputs, int n_inputs, const attn_buffer *outputs,
+                                 int n_outputs)
+{
+    for (int o = 0; o < n_outputs; o++) {
+        for (int i = 0; i < n_inputs; i++)
+            if (overlap(&outputs[o], &inputs[i]))
+                return attn__fail(ATTN_E_INVALID_ARG, "%s: output %s overlaps input %s (outputs must not share "
+                                  "memory with inputs or with each other)", fn, outputs[o].name, inputs[i].name);
+        for (int p = 0; p < o; p++)
+            if (overlap(&outputs[o], &outputs[p]))
+                return attn__fail(ATTN_E_INVALID_ARG, "%s: output %s overlaps output %s (outputs must not share "
+                                  "memory with inputs or with each other)", fn, outputs[o].name, outputs[p].name);
+    }
+    return ATTN_OK;
+}
+
 attn_status attn__options_read(const char *fn, void *dst, size_t known_size, size_t first_size, size_t flags_offset,
                                const void *src)
 {

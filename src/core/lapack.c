@@ -26,33 +26,49 @@ static int64_t dgesdd_lwork(int64_t m, int64_t n)
     return optimal > minimum ? optimal : minimum;
 }
 
-/* Scratch layout of attn__pinv, in doubles, then the integer work array. */
+bool attn__pinv_supported(int64_t rows, int64_t cols)
+{
+    const int64_t mn = min64(rows, cols);
+    int64_t elems;
+    /* Every extent, the matrix and the documented minimum of `work` must fit lapack_int; the
+     * optimal `work` length is queried only then, and must fit too. */
+    if (rows < 1 || cols < 1 || !attn__mul(rows, cols, &elems) || elems > INT32_MAX ||
+        mn > (INT32_MAX - 7 * mn) / (4 * mn))
+        return false;
+    return dgesdd_lwork(cols, rows) <= INT32_MAX;
+}
+
+/* Scratch layout of attn__pinv: A's copy, S, U, VT and `work` in doubles, then the integer work
+ * array. */
 typedef struct pinv_layout {
-    size_t a, s, u, vt, work, iwork, bytes;
+    attn_ws_plan ws;
+    size_t a, s, u, vt, work, iwork;
     int64_t lwork;
 } pinv_layout;
 
-static pinv_layout pinv_plan(int64_t rows, int64_t cols)
+static pinv_layout pinv_layout_of(int64_t rows, int64_t cols)
 {
-    const size_t mn = (size_t)min64(rows, cols), r = (size_t)rows, c = (size_t)cols, d = sizeof(double);
+    const int64_t mn = min64(rows, cols), d = sizeof(double);
     pinv_layout l = {0};
     l.lwork = dgesdd_lwork(cols, rows);
-    l.a = 0;
-    l.s = l.a + r * c * d;
-    l.u = l.s + mn * d;
-    l.vt = l.u + c * mn * d;
-    l.work = l.vt + mn * r * d;
-    l.iwork = l.work + (size_t)l.lwork * d;
-    l.bytes = l.iwork + 8 * mn * sizeof(lapack_int);
+    l.a = attn__plan_take(&l.ws, d, rows, cols, 1);
+    l.s = attn__plan_take(&l.ws, d, mn, 1, 1);
+    l.u = attn__plan_take(&l.ws, d, cols, mn, 1);
+    l.vt = attn__plan_take(&l.ws, d, mn, rows, 1);
+    l.work = attn__plan_take(&l.ws, d, l.lwork, 1, 1);
+    l.iwork = attn__plan_take(&l.ws, sizeof(lapack_int), 8, mn, 1);
     return l;
 }
 
-size_t attn__pinv_scratch_bytes(int64_t rows, int64_t cols) { return pinv_plan(rows, cols).bytes; }
+size_t attn__pinv_plan(attn_ws_plan *plan, int64_t rows, int64_t cols)
+{
+    return attn__plan_nest(plan, pinv_layout_of(rows, cols).ws);
+}
 
 attn_status attn__pinv(const char *fn, int64_t rows, int64_t cols, const float *a, int64_t lda, float *out,
                        int64_t ldo, double rtol, void *scratch)
 {
-    const pinv_layout l = pinv_plan(rows, cols);
+    const pinv_layout l = pinv_layout_of(rows, cols);
     char *base = scratch;
     double *at = (double *)(base + l.a), *s = (double *)(base + l.s), *u = (double *)(base + l.u);
     double *vt = (double *)(base + l.vt), *work = (double *)(base + l.work);

@@ -1,4 +1,5 @@
 /* Aligned allocation and the growable scratch workspace shared by every family's forward. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,11 +24,22 @@ void *attn__calloc(size_t bytes)
 
 void attn__free(void *p) { free(p); }
 
-size_t attn__plan_take(attn_ws_plan *plan, size_t bytes)
+size_t attn__plan_take(attn_ws_plan *plan, int64_t elem_size, int64_t a, int64_t b, int64_t c)
 {
-    size_t offset = plan->bytes;
-    plan->bytes += round_up(bytes);
+    const size_t offset = plan->bytes;
+    int64_t bytes, total;
+    if (!attn__mul3(a, b, c, &bytes) || !attn__mul(bytes, elem_size, &bytes) || bytes > PTRDIFF_MAX - ATTN__ALIGN ||
+        __builtin_add_overflow((int64_t)plan->bytes, (int64_t)round_up((size_t)bytes), &total))
+        plan->overflow = true;
+    else
+        plan->bytes = (size_t)total;
     return offset;
+}
+
+size_t attn__plan_nest(attn_ws_plan *plan, attn_ws_plan inner)
+{
+    plan->overflow |= inner.overflow;
+    return attn__plan_take(plan, 1, (int64_t)inner.bytes, 1, 1);
 }
 
 attn_status attn_workspace_create(attn_workspace **out)

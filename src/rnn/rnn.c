@@ -208,56 +208,83 @@ static attn_status validate_shape(const char *fn, const attn_rnn *rnn, int64_t b
     const int64_t widths[] = {rnn->gates * rnn->opt.hidden_size, rnn->dirs * rnn->opt.hidden_size};
     for (size_t i = 0; i < sizeof widths / sizeof *widths; i++)
         widest = widths[i] > widest ? widths[i] : widest;
-    int64_t rows, stride;
+    int64_t rows, stride, bytes;
     if (!attn__mul(batch, seq_len, &rows) || !attn__fits_blas_int(rows) || !attn__mul(seq_len, widest, &stride) ||
-        !attn__fits_blas_int(stride) || !attn__mul(rows, widest, &stride))
+        !attn__fits_blas_int(stride) || !attn__mul3(rows, widest, sizeof(float), &bytes))
         return attn__fail(ATTN_E_SHAPE,
                           "%s: batch %lld x seq_len %lld is beyond the 32-bit index range of BLAS for "
                           "feature width %lld",
                           fn, (long long)batch, (long long)seq_len, (long long)widest);
+    /* h0, c0, h_n, c_n: [num_layers * D, batch, H] */
+    if (!attn__mul3(rnn->opt.num_layers * rnn->dirs * (int64_t)sizeof(float), batch, rnn->opt.hidden_size, &bytes))
+        return attn__fail(ATTN_E_SHAPE, "%s: the states [num_layers * D, batch %lld, hidden_size] have more bytes "
+                          "than int64 can count", fn, (long long)batch);
     return ATTN_OK;
 }
 
 static rnn_plan make_plan(const attn_rnn *rnn, int64_t batch, int64_t seq_len)
 {
-    const size_t f = sizeof(float), b = (size_t)batch, t = (size_t)seq_len;
-    const size_t h = (size_t)rnn->opt.hidden_size, gh = (size_t)rnn->gates * h;
+    const int64_t f = sizeof(float), h = rnn->opt.hidden_size, gh = rnn->gates * h;
     rnn_plan p = {0};
-    p.proj = attn__plan_take(&p.ws, b * t * gh * f);
+    p.proj = attn__plan_take(&p.ws, f, batch, seq_len, gh);
     if (rnn->opt.cell == ATTN_CELL_GRU)
-        p.rec = attn__plan_take(&p.ws, b * gh * f);
+        p.rec = attn__plan_take(&p.ws, f, batch, gh, 1);
     if (rnn->opt.recurrence == ATTN_RECURRENCE_LOW_RANK)
-        p.low_rank = attn__plan_take(&p.ws, b * (size_t)rnn->opt.rank * f);
+        p.low_rank = attn__plan_take(&p.ws, f, batch, rnn->opt.rank, 1);
     if (rnn->opt.cell == ATTN_CELL_LSTM)
-        p.cell = attn__plan_take(&p.ws, b * h * f);
+        p.cell = attn__plan_take(&p.ws, f, batch, h, 1);
     for (int64_t i = 0; i < rnn->opt.num_layers - 1 && i < 2; i++)
-        p.layers[i] = attn__plan_take(&p.ws, b * t * (size_t)rnn->dirs * h * f);
+        p.layers[i] = attn__plan_take(&p.ws, f, batch, seq_len, rnn->dirs * h);
     return p;
 }
 
-attn_status attn_rnn_cost(const attn_rnn *rnn, int64_t batch, int64_t seq_len, attn_cost *out)
+/* FLOPs of forward: multiply-adds per (batch, step) row over all layers and directions, times 2;
+ * false when they overflow int64. */
+static bool forward_flops(const attn_rnn *rnn, int64_t batch, int64_t seq_len, int64_t *flops)
 {
-    static const char fn[] = "attn_rnn_cost";
-    attn_status st = validate_shape(fn, rnn, batch, seq_len);
-    if (st)
-        return st;
-    if (!out)
-        return attn__fail(ATTN_E_INVALID_ARG, "%s: out is NULL", fn);
     const attn_rnn_options *o = &rnn->opt;
     const int64_t gh = rnn->gates * o->hidden_size;
     const int64_t rec_per_row = o->recurrence == ATTN_RECURRENCE_LOW_RANK
                                     ? o->rank * o->hidden_size + gh * o->rank
                                     : gh * o->hidden_size;
-    int64_t per_row = 0; /* multiply-adds per (batch, step) row over all layers and directions */
+    int64_t per_row = 0;
     for (int64_t l = 0; l < o->num_layers; l++)
         per_row += rnn->dirs * (gh * layer_input_size(rnn, l) + rec_per_row);
-    int64_t flops;
-    if (!attn__mul3(2 * batch, seq_len, per_row, &flops))
+    return attn__mul3(2 * batch, seq_len, per_row, flops);
+}
+
+/* Everything forward and cost check before any work, so that both accept and reject exactly the
+ * same shapes: the sizes, the FLOP count within int64 and every workspace size within the
+ * address space. */
+static attn_status prepare(const char *fn, const attn_rnn *rnn, int64_t batch, int64_t seq_len, rnn_plan *plan,
+                           int64_t *flops)
+{
+    attn_status st = validate_shape(fn, rnn, batch, seq_len);
+    if (st)
+        return st;
+    if (!forward_flops(rnn, batch, seq_len, flops))
         return attn__fail(ATTN_E_SHAPE, "%s: the FLOP count of batch %lld x seq_len %lld overflows int64", fn,
                           (long long)batch, (long long)seq_len);
+    *plan = make_plan(rnn, batch, seq_len);
+    if (plan->ws.overflow)
+        return attn__fail(ATTN_E_SHAPE, "%s: batch %lld x seq_len %lld needs a workspace larger than the address "
+                          "space", fn, (long long)batch, (long long)seq_len);
+    return ATTN_OK;
+}
+
+attn_status attn_rnn_cost(const attn_rnn *rnn, int64_t batch, int64_t seq_len, attn_cost *out)
+{
+    static const char fn[] = "attn_rnn_cost";
+    rnn_plan plan;
+    int64_t flops;
+    attn_status st = prepare(fn, rnn, batch, seq_len, &plan, &flops);
+    if (st)
+        return st;
+    if (!out)
+        return attn__fail(ATTN_E_INVALID_ARG, "%s: out is NULL", fn);
     out->params = attn__params_total(rnn->params);
     out->flops = flops;
-    out->workspace_bytes = (int64_t)make_plan(rnn, batch, seq_len).ws.bytes;
+    out->workspace_bytes = (int64_t)plan.ws.bytes;
     return ATTN_OK;
 }
 
@@ -432,7 +459,9 @@ attn_status attn_rnn_forward(const attn_rnn *rnn, attn_workspace *ws, int64_t ba
                              const float *x, const float *h0, const float *c0, float *y, float *h_n, float *c_n)
 {
     static const char fn[] = "attn_rnn_forward";
-    attn_status st = validate_shape(fn, rnn, batch, seq_len);
+    rnn_plan plan;
+    int64_t flops;
+    attn_status st = prepare(fn, rnn, batch, seq_len, &plan, &flops);
     if (st)
         return st;
     if (!x || !y)
@@ -440,8 +469,15 @@ attn_status attn_rnn_forward(const attn_rnn *rnn, attn_workspace *ws, int64_t ba
     if (rnn->opt.cell != ATTN_CELL_LSTM && (c0 || c_n))
         return attn__fail(ATTN_E_INVALID_ARG, "%s: %s must be NULL: only LSTM cells have a cell state", fn,
                           c0 ? "c0" : "c_n");
+    const size_t f = sizeof(float), h = (size_t)rnn->opt.hidden_size, rows = (size_t)(batch * seq_len);
+    const size_t states = (size_t)(rnn->opt.num_layers * rnn->dirs * batch) * h * f;
+    const attn_buffer inputs[] = {{"x", x, rows * (size_t)rnn->opt.input_size * f}, {"h0", h0, states},
+                                  {"c0", c0, states}};
+    const attn_buffer outputs[] = {{"y", y, rows * (size_t)rnn->dirs * h * f}, {"h_n", h_n, states},
+                                   {"c_n", c_n, states}};
+    if ((st = attn__check_aliasing(fn, inputs, 3, outputs, 3)))
+        return st;
 
-    const rnn_plan plan = make_plan(rnn, batch, seq_len);
     attn_workspace local = {0};
     char *base;
     if ((st = attn__workspace_reserve(fn, ws, &local, plan.ws.bytes, &base)))

@@ -2,9 +2,10 @@
 
 FULL is compared with PyTorch's module run in float64 (weights copied by state_dict name, directly
 with attn_params_set and once through a safetensors file). LINFORMER and NYSTROM have no PyTorch
-module; they are compared with float64 numpy transcriptions of SPEC.md §3 written here, and with
-FULL through the invariants the SPEC states. Run by ctest (tests/python.cmake) with ATTN_LIB naming
-the library; by hand: ATTN_LIB=build/libattn.so /usr/bin/python3 test_mha_torch.py
+module; they are compared with float64 numpy transcriptions of the equations of docs/attention.md
+written here, and with FULL through the invariants that page states. Run by ctest
+(tests/python.cmake) with ATTN_LIB naming the library; by hand:
+ATTN_LIB=build/libattn.so /usr/bin/python3 test_mha_torch.py
 """
 
 import copy
@@ -34,7 +35,7 @@ MODES = {"materialize": A.ATTN_MEMORY_MATERIALIZE, "streaming": A.ATTN_MEMORY_ST
 SHARINGS = {"headwise": A.ATTN_LINFORMER_HEADWISE, "kv": A.ATTN_LINFORMER_KV, "none": A.ATTN_LINFORMER_NONE}
 PINVS = {"newton": A.ATTN_PINV_NEWTON, "svd": A.ATTN_PINV_SVD}
 
-# ---- float64 references of SPEC.md §3 ---------------------------------------------------------
+# ---- float64 references of docs/attention.md --------------------------------------------------
 
 
 def numpy_state(module):
@@ -79,10 +80,10 @@ def masked_softmax(scores, allowed):
     allowed = np.broadcast_to(allowed, scores.shape)
     s = np.where(allowed, scores, -np.inf)
     top = s.max(axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
+    top = np.where(top == -np.inf, 0.0, top)  # NaN and +Inf stay, and spread to the row (torch.softmax)
     p = np.where(allowed, np.exp(s - top), 0.0)
     total = p.sum(axis=-1, keepdims=True)
-    return p / np.where(total > 0, total, 1.0)
+    return p / np.where(total == 0, 1.0, total)
 
 
 def key_allowed(mask, batch, tgt_len, src_len, causal=False):
@@ -144,17 +145,18 @@ def segment_means(x, valid, m):
         w = valid[:, lo:hi].astype(np.float64)  # [B, seg]
         cnt = w.sum(axis=1)
         ok[:, i] = cnt > 0
-        sums = np.einsum("bs,bhsd->bhd", w, x[:, :, lo:hi])
+        # where, not a product with the mask: a masked row must not matter even when it holds NaN
+        sums = np.where(valid[:, None, lo:hi, None], x[:, :, lo:hi], 0.0).sum(axis=2)
         out[:, :, i] = sums / np.where(cnt > 0, cnt, 1.0)[:, None, None]
     return out, ok
 
 
 def newton_pinv(a, iterations):
-    """SPEC's Newton-Schulz iteration per matrix: Z0 = A^T / (|A|_1 |A|_inf),
+    """Newton-Schulz iteration of docs/attention.md, per matrix: Z0 = A^T / (|A|_1 |A|_inf),
     Z <- 1/4 Z (13 I - A Z (15 I - A Z (7 I - A Z)))."""
     eye = np.eye(a.shape[-1])
     norm = np.abs(a).sum(axis=-2).max(axis=-1) * np.abs(a).sum(axis=-1).max(axis=-1)
-    z = np.swapaxes(a, -1, -2) / np.where(norm > 0, norm, 1.0)[..., None, None]
+    z = np.swapaxes(a, -1, -2) / np.where(norm == 0, 1.0, norm)[..., None, None]
     for _ in range(iterations):
         az = a @ z
         z = 0.25 * z @ (13 * eye - az @ (15 * eye - az @ (7 * eye - az)))
@@ -173,6 +175,7 @@ def nystrom_reference(state, h, m, pinv, iterations, query, key, value, mask=Non
     s = k.shape[2]
     kvalid = np.ones((b, s), bool) if mask is None else ~np.asarray(mask, bool)
     qvalid = kvalid if l == s else np.ones((b, l), bool)
+    v = np.where(kvalid[:, None, :, None], v, 0.0)  # masked positions never matter, even NaN
     ql, qok = segment_means(q, qvalid, m)
     kl, kok = segment_means(k, kvalid, m)
     a1 = masked_softmax(scale * q @ kl.transpose(0, 1, 3, 2), kok[:, None, None, :])
@@ -181,7 +184,7 @@ def nystrom_reference(state, h, m, pinv, iterations, query, key, value, mask=Non
     z = np.linalg.pinv(a2) if pinv == "svd" else newton_pinv(a2, iterations)
     o = a1 @ (z @ (a3 @ v))
     if "res_conv.weight" in state:
-        o = o + depthwise_conv(state["res_conv.weight"].astype(np.float64), np.where(kvalid[:, None, :, None], v, 0.0))
+        o = o + depthwise_conv(state["res_conv.weight"].astype(np.float64), v)
     return out_project(state, merge_heads(o)), a1 @ z @ a3, a2, z
 
 
@@ -488,6 +491,85 @@ class TestFullDetails(MhaTestCase):
             self.assertGreater(float(np.abs(s["in_proj_weight"]).max()), 0.0)
 
 
+# ---- non-finite inputs: PyTorch's NaN pattern ---------------------------------------------------
+
+
+class TestNonFinite(MhaTestCase):
+    """attention.h: NaN and +-Inf in inputs propagate as PyTorch propagates them: the outputs that
+    are NaN are exactly those the reference (nn.MultiheadAttention for FULL; the float64 equations,
+    whose softmax is torch.softmax's, for LINFORMER and NYSTROM) gives as NaN, and the others agree
+    as usual."""
+    E, H, B, L, S = 12, 3, 2, 9, 40
+    POISONS = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf}
+    # where the poison goes: (tensor, batch element, row); "masked_*" rows are masked keys
+    PLACES = {"query": ("q", 0, 3), "key": ("k", 1, 5), "value": ("v", 0, 2), "masked_key": ("k", 1, 7),
+              "masked_value": ("v", 1, 7)}
+
+    def assert_same_nan(self, got, ref, what):
+        self.assertEqual(got.shape, ref.shape, what)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref), "%s: NaN pattern" % what)
+        keep = ~np.isnan(ref)
+        self.assert_close(np.where(keep, got, 0.0), np.where(keep, ref, 0.0), what)
+
+    def check(self, mha, what, q, k, v, mask, ref_out, ref_w):
+        # The setup reaches the outputs: a poison in a visible query or key makes part of both NaN,
+        # one in a visible value part of the output.
+        place = what.split(" in ")[1].split(",")[0]
+        # (PyTorch adds -inf to a masked key's score, so a NaN there spreads, and multiplies its
+        # value by a zero weight; LINFORMER and NYSTROM zero masked positions: they never matter.)
+        spreads = "masked" not in place or self.full
+        self.assertEqual(bool(np.isnan(ref_out).any()), spreads, "test setup: " + what)
+        self.assertEqual(bool(np.isnan(ref_w).any()), place in ("query", "key") or self.full and place == "masked_key",
+                         "test setup: " + what)
+        self.assert_same_nan(mha.forward(q, k, v, mask), ref_out, what + " forward")
+        self.assert_same_nan(mha.attention_matrix(q, k, v, mask), ref_w, what + " attention_matrix")
+
+    def cases(self, seed):
+        """(what, q, k, v, mask) for every poison and place, on one set of inputs."""
+        rng = np.random.default_rng(seed)
+        q, k, v = inputs(rng, self.B, self.L, self.S, self.E, self.E, self.E)
+        mask = np.zeros((self.B, self.S), bool)
+        mask[1, 7] = True
+        for (pname, poison), (place, (which, b, row)) in itertools.product(self.POISONS.items(), self.PLACES.items()):
+            t = {"q": q.copy(), "k": k.copy(), "v": v.copy()}
+            t[which][b, row, 1] = poison
+            yield "%s in %s" % (pname, place), t["q"], t["k"], t["v"], mask
+
+    full = False
+
+    def test_full(self):
+        self.full = True
+        module = make_module(self.E, self.H, seed=21)
+        for mode_name, mode in MODES.items():
+            with make_full(module, mode) as mha:
+                for what, q, k, v, mask in self.cases(21):
+                    self.check(mha, "%s, %s" % (what, mode_name), q, k, v, mask, *torch_reference(module, q, k, v, mask))
+
+    def test_linformer(self):
+        rng = np.random.default_rng(22)
+        for sharing in SHARINGS:
+            mha, state = make_kind(rng, kind=A.ATTN_MHA_LINFORMER, embed_dim=self.E, num_heads=self.H, proj_len=8,
+                                   max_seq_len=self.S, sharing=SHARINGS[sharing])
+            with mha:
+                for what, q, k, v, mask in self.cases(22):
+                    self.check(mha, "%s, %s" % (what, sharing), q, k, v, mask,
+                               *linformer_reference(state, self.H, sharing, q, k, v, mask))
+
+    def test_nystrom(self):
+        rng = np.random.default_rng(23)
+        mha, state = make_kind(rng, kind=A.ATTN_MHA_NYSTROM, embed_dim=self.E, num_heads=self.H, num_landmarks=4)
+        with mha:
+            for what, q, k, v, mask in self.cases(23):
+                self.check(mha, what, q, k, v, mask, *nystrom_reference(state, self.H, 4, "newton", 6, q, k, v, mask)[:2])
+        # The SVD cannot take a non-finite matrix: ATTN_E_NUMERICAL, as attention.h documents.
+        mha, state = make_kind(rng, kind=A.ATTN_MHA_NYSTROM, embed_dim=self.E, num_heads=self.H, num_landmarks=4,
+                               pinv=A.ATTN_PINV_SVD)
+        with mha:
+            for what, q, k, v, mask in self.cases(24):
+                if "masked" not in what and "value" not in what:
+                    self.assert_status(A.ATTN_E_NUMERICAL, mha.forward, q, k, v, mask)
+
+
 # ---- LINFORMER against the float64 equations ---------------------------------------------------
 
 
@@ -674,7 +756,7 @@ class TestNystrom(MhaTestCase):
 
     def test_newton_before_convergence(self):
         # 1 to 3 steps are far from pinv(A2): the result then depends on Z0's per-matrix scaling
-        # and on each step's polynomial exactly as SPEC writes them.
+        # and on each step's polynomial exactly as docs/attention.md writes them.
         for iterations in (1, 2, 3):
             mha, state, rng, q, k, v = self.landmark_case("newton", 30, 5, 7, 0, 3, 61, 61, True, 30 + iterations,
                                                           iterations)
