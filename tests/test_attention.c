@@ -1,5 +1,5 @@
 /*
- * test_attention.c: the attention family (attn_mha, include/attn/attention.h, SPEC.md §3).
+ * test_attention.c: the attention family (attn_mha, include/attn/attention.h, docs/attention.md).
  *
  * Ground truth comes from three independent places: the float64 reference in ref_attention.c
  * (written from the equations: FULL, LINFORMER, NYSTROM, with the in- and out-projections read
@@ -462,7 +462,7 @@ static void random_softmax_matrix(double *a, int64_t n, double spread, uint64_t 
 
 /* Guards the reference: Linformer with k = S and identity projections and Nystrom with m = L = S
  * and an exact pinv equal FULL in float64; NEWTON converges to the SVD pseudo-inverse on softmax
- * matrices; the segments tile the sequence as SPEC.md says. */
+ * matrices; the segments tile the sequence as docs/attention.md says. */
 static void test_reference_invariants(void **state)
 {
     (void)state;
@@ -558,7 +558,7 @@ static void check_same_forward(attn_mha *a, attn_mha *b, const mha_cfg *ca, cons
     free(oa), free(ob);
 }
 
-/* Linformer with k = S and E = F = identity (SPEC.md §3) equals FULL, for every sharing mode,
+/* Linformer with k = S and E = F = identity (docs/attention.md) equals FULL, for every sharing mode,
  * S = max_seq_len and S < max_seq_len (the projections are then [I | 0]). No mask: Linformer
  * zeroes masked keys instead of hiding them, so masks are where the two differ by design. */
 static void test_linformer_identity_equals_full(void **state)
@@ -592,7 +592,7 @@ static void test_linformer_identity_equals_full(void **state)
             }
 }
 
-/* Nystrom with m = L = S, SVD pinv and no convolution (SPEC.md §3) equals FULL: each landmark is
+/* Nystrom with m = L = S, SVD pinv and no convolution (docs/attention.md) equals FULL: each landmark is
  * one position, so A1 = A2 = A3 = the softmax matrix P, and P pinv(P) P = P. With masks, masked
  * keys are masked landmarks, so this holds with every pattern too. */
 static void test_nystrom_full_landmarks_equals_full(void **state)
@@ -868,7 +868,7 @@ typedef struct expected_tensor {
     int64_t ndim, shape[4];
 } expected_tensor;
 
-/* SPEC.md §3: torch.nn.MultiheadAttention's state_dict order, then the kind's tensors. */
+/* docs/attention.md: torch.nn.MultiheadAttention's state_dict order, then the kind's tensors. */
 static int expected_tensors(const mha_cfg *c, expected_tensor *t)
 {
     const int64_t e = c->embed, k = kdim_of(c), v = vdim_of(c);
@@ -1226,7 +1226,7 @@ static void test_cost_growth(void **state)
     }
 }
 
-/* SPEC.md §3 / issue 3: STREAMING never forms an L x S matrix. At L = S = 32768, E = 64, h = 1 its
+/* docs/attention.md: STREAMING never forms an L x S matrix. At L = S = 32768, E = 64, h = 1 its
  * workspace is below 64 MiB, and it grows linearly (2x per doubling, not 4x); LINFORMER and
  * NYSTROM too. Cost only: nothing of that size is allocated. */
 static void test_streaming_workspace(void **state)

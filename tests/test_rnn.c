@@ -1,5 +1,5 @@
 /*
- * test_rnn.c: the recurrent family (attn_rnn, include/attn/rnn.h, SPEC.md §1).
+ * test_rnn.c: the recurrent family (attn_rnn, include/attn/rnn.h, docs/rnn.md).
  *
  * Ground truth comes from three independent places: the float64 reference in ref_rnn.c (written
  * from the equations), mathematical invariants (a full-rank LOW_RANK factorization reproduces
@@ -181,7 +181,7 @@ static void add_expected(expected_tensor *t, int64_t *n, const char *base, int64
     (*n)++;
 }
 
-/* SPEC.md §1 names and shapes, in torch's state_dict order (per layer, per direction: weight_ih,
+/* docs/rnn.md names and shapes, in torch's state_dict order (per layer, per direction: weight_ih,
  * the recurrence, bias_ih, bias_hh). */
 static int64_t expected_tensors(const attn_rnn_options *o, expected_tensor *t)
 {
@@ -511,7 +511,7 @@ static void test_recurrent_matrix(void **state)
  * attn_rnn_cost and workspaces
  * ============================================================================================= */
 
-/* SPEC.md §1: 2*B*T*G*H*I_l per layer and direction for the input projection, plus the
+/* docs/rnn.md: 2*B*T*G*H*I_l per layer and direction for the input projection, plus the
  * recurrence: 2*B*T*G*H*H (DENSE) or 2*B*T*(r*H + G*H*r) (LOW_RANK). */
 static int64_t expected_flops(const attn_rnn_options *o, int64_t B, int64_t T)
 {
@@ -1104,6 +1104,31 @@ static void test_team_path_sizes(void **state)
     attn_workspace_destroy(ws);
 }
 
+/* Inputs and initial states of +-1000 drive every gate deep into saturation (exp overflows or
+ * underflows inside sigmoid and tanh); the kernels' clamps must keep the states exact. */
+static void test_extreme_inputs(void **state)
+{
+    (void)state;
+    char ctx[200];
+    for (int ci = 0; ci < COUNT_OF(all_cells); ci++) {
+        if (all_cells[ci] == ATTN_CELL_RNN_RELU)
+            continue; /* relu does not saturate: states grow to 1e6 and float32 rounding with them */
+        const rnn_cfg c = {all_cells[ci], ATTN_RECURRENCE_DENSE, 1, 1, 2, 5, 7, 0};
+        attn_rnn *rnn = make_rnn(&c, 80 + (uint64_t)ci);
+        cfg_describe(&c, ctx, sizeof ctx);
+        const int64_t B = 3, T = 6, nx = B * T * 5, ns = 2 * 2 * B * 7;
+        float *x = random_floats(nx, 81, 1000.0), *h0 = random_floats(ns, 82, 1000.0);
+        float *c0 = c.cell == ATTN_CELL_LSTM ? random_floats(ns, 83, 1000.0) : NULL;
+        float *y = filled_floats(B * T * 14, NAN);
+        double *ry = new_doubles(B * T * 14), *rh = new_doubles(ns), *rc = new_doubles(ns);
+        ASSERT_OK(attn_rnn_forward(rnn, NULL, B, T, x, h0, c0, y, NULL, NULL));
+        assert_int_equal(ref_rnn_forward(rnn, B, T, x, h0, c0, ry, rh, rc), 0);
+        check_close(ctx, "y with inputs of +-1000", ry, y, B * T * 14);
+        free(x), free(h0), free(c0), free(y), free(ry), free(rh), free(rc);
+        attn_rnn_destroy(rnn);
+    }
+}
+
 /* forward and cost accept and reject exactly the same shapes (issue: a shape whose FLOP count
  * cost rejected ran in forward with an overflowed workspace). On a grid of extreme sizes, forward
  * is called with NULL tensors: where cost fails it must fail the same way, before looking at a
@@ -1213,6 +1238,7 @@ int main(void)
         cmocka_unit_test(test_workspace_reuse),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_team_path_sizes),
+        cmocka_unit_test(test_extreme_inputs),
         cmocka_unit_test(test_cost_and_forward_agree),
         cmocka_unit_test(test_aliasing),
     };

@@ -47,7 +47,7 @@ typedef struct attn_mha_options {
     int64_t proj_len;       /* LINFORMER: k, rows of proj_e/proj_f */
     int32_t sharing;        /* LINFORMER: ATTN_LINFORMER_*; default HEADWISE */
     int32_t pinv;           /* NYSTROM: ATTN_PINV_*; default NEWTON */
-    int64_t num_landmarks;  /* NYSTROM: m >= 1 */
+    int64_t num_landmarks;  /* NYSTROM: m >= 1; with pinv SVD at most 23169 (LAPACK's 32-bit indices) */
     int64_t pinv_iterations; /* NYSTROM with NEWTON: default 6 */
     int64_t conv_kernel;    /* NYSTROM: odd kernel of the residual depthwise convolution; 0 = none */
     uint32_t flags;         /* reserved, must be 0 */
@@ -72,11 +72,17 @@ ATTN_API attn_status attn_mha_get_options(const attn_mha *mha, attn_mha_options 
  *   key_padding_mask [batch, src_len] (nonzero = ignore that key) or NULL
  *   out [batch, tgt_len, E]
  * A query whose every key is masked gets zeros before the output projection (never NaN).
- * Thread-safe on a const handle with one workspace per thread (or NULL). Errors:
- * ATTN_E_INVALID_ARG (NULL handle or tensor), ATTN_E_SHAPE (sizes < 1, src_len > max_seq_len for
- * LINFORMER, num_landmarks > tgt_len or src_len for NYSTROM, tgt_len != src_len for NYSTROM with
- * conv_kernel > 0, sizes beyond the 32-bit BLAS range), ATTN_E_NOMEM, ATTN_E_NUMERICAL (NYSTROM with
- * SVD pinv: a non-finite A2 or a failed SVD). NaN inputs otherwise propagate to the output. */
+ * NaN and +-Inf propagate as in torch.nn.MultiheadAttention: a non-finite query row makes its
+ * output row NaN, a non-finite key or value row every output row that attends to it (details per
+ * kind, masked positions included, in docs/attention.md).
+ * out may not overlap query, key, value or key_padding_mask (byte ranges are compared); query,
+ * key and value may share memory (self-attention). Thread-safe on a const handle with one
+ * workspace per thread (or NULL). Errors: ATTN_E_INVALID_ARG (NULL handle or tensor, out
+ * overlapping an input), ATTN_E_SHAPE (sizes < 1, src_len > max_seq_len for LINFORMER,
+ * num_landmarks > tgt_len or src_len for NYSTROM, tgt_len != src_len for NYSTROM with
+ * conv_kernel > 0, sizes beyond the 32-bit BLAS range or whose FLOP count or workspace overflows;
+ * attn_mha_cost rejects exactly the same shapes), ATTN_E_NOMEM, ATTN_E_NUMERICAL (NYSTROM with SVD
+ * pinv: a non-finite A2 or a failed SVD). */
 ATTN_API attn_status attn_mha_forward(const attn_mha *mha, attn_workspace *ws, int64_t batch, int64_t tgt_len,
                                       int64_t src_len, const float *query, const float *key, const float *value,
                                       const uint8_t *key_padding_mask, float *out);

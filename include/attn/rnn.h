@@ -63,10 +63,13 @@ ATTN_API attn_status attn_rnn_get_options(const attn_rnn *rnn, attn_rnn_options 
  *   y   [batch, seq_len, D * hidden_size] output of the last layer (both directions concatenated)
  *   h_n [num_layers * D, batch, hidden_size] final hidden states, or NULL if not wanted
  *   c_n same, LSTM only, or NULL
- * Thread-safe on a const handle as long as each thread uses its own workspace (or NULL: the call
- * then allocates and frees its scratch memory itself). Errors: ATTN_E_INVALID_ARG (NULL handle,
- * x or y; c0/c_n for a non-LSTM cell), ATTN_E_SHAPE (batch or seq_len < 1, or sizes beyond the
- * 32-bit index range of BLAS), ATTN_E_NOMEM. Inputs are not scanned for NaN. */
+ * No output may overlap an input or another output (byte ranges are compared; inputs may share
+ * memory). Thread-safe on a const handle as long as each thread uses its own workspace (or NULL:
+ * the call then allocates and frees its scratch memory itself). Errors: ATTN_E_INVALID_ARG (NULL
+ * handle, x or y; c0/c_n for a non-LSTM cell; overlapping outputs), ATTN_E_SHAPE (batch or seq_len
+ * < 1, sizes beyond the 32-bit index range of BLAS, or whose FLOP count or workspace overflows;
+ * attn_rnn_cost rejects exactly the same shapes), ATTN_E_NOMEM. NaN and Inf in the inputs are not
+ * rejected: they propagate through the gates as in PyTorch. */
 ATTN_API attn_status attn_rnn_forward(const attn_rnn *rnn, attn_workspace *ws, int64_t batch, int64_t seq_len,
                                       const float *x, const float *h0, const float *c0, float *y, float *h_n,
                                       float *c_n);
