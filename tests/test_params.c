@@ -16,8 +16,12 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #ifdef ATTN_TEST_INTERNAL
 #include "core/core.h"
@@ -88,13 +92,62 @@ static void put_le(bytes *x, uint64_t v, int size)
 static void putf(bytes *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void putf(bytes *x, const char *fmt, ...)
 {
-    char text[1024];
-    va_list args;
+    va_list args, again;
     va_start(args, fmt);
-    int n = vsnprintf(text, sizeof text, fmt, args);
+    va_copy(again, args);
+    int n = vsnprintf(NULL, 0, fmt, args);
+    assert_true(n >= 0);
+    char *text = xmalloc((size_t)n + 1);
+    vsnprintf(text, (size_t)n + 1, fmt, again);
+    va_end(again);
     va_end(args);
-    assert_true(n >= 0 && (size_t)n < sizeof text);
     put(x, text, (size_t)n);
+    free(text);
+}
+
+/* `n` copies of `unit` (a string the caller frees): bulk JSON. */
+static char *repeat(const char *unit, size_t n)
+{
+    const size_t u = strlen(unit);
+    char *s = xmalloc(u * n + 1);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + i * u, unit, u);
+    s[u * n] = '\0';
+    return s;
+}
+
+/* The strings up to NULL, concatenated (the caller frees it). */
+static char *concat(const char *first, ...)
+{
+    va_list args;
+    size_t len = 0;
+    va_start(args, first);
+    for (const char *part = first; part; part = va_arg(args, const char *))
+        len += strlen(part);
+    va_end(args);
+    char *s = xmalloc(len + 1);
+    *s = '\0';
+    va_start(args, first);
+    for (const char *part = first; part; part = va_arg(args, const char *))
+        strcat(s, part);
+    va_end(args);
+    return s;
+}
+
+/* Whether this process left a temporary file of attn_params_save next to `path`. */
+static bool temp_files_left(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[1024], stem[64];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    snprintf(stem, sizeof stem, ".attn-%ld-", (long)getpid());
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    bool found = false;
+    for (struct dirent *e; (e = readdir(d));)
+        found |= !strncmp(e->d_name, stem, strlen(stem));
+    closedir(d);
+    return found;
 }
 
 /* A file of the 8-byte length `header_len`, then `header`, then `data`. */
@@ -143,6 +196,8 @@ typedef struct file_spec {
     const char *entry;  /* printf format of that entry, given (long long begin, long long end); NULL
                            leaves the tensor out */
     const char *extra;  /* further header text (entries, "__metadata__"), or NULL */
+    int extra_data;     /* bytes at the start of the data for the `extra` entries: the float32
+                           values 1, 2, 3, ... (any bytes left over are 0) */
     const char *nan_in; /* a tensor whose element 1 is written as NaN, or NULL */
 } file_spec;
 
@@ -153,10 +208,17 @@ static void write_params(const char *path, const attn_params *p, file_spec s)
     long long begin[64], end[64];
     bytes data = {0}, header = {0};
     assert_true(n <= 64);
-    /* Data in reverse order and header entries even-then-odd: readers must follow the offsets. */
+    for (int j = 0; j < s.extra_data / 4; j++)
+        encode(&data, "F32", (float)(j + 1));
+    for (int j = s.extra_data / 4 * 4; j < s.extra_data; j++)
+        put(&data, "", 1);
+    /* Data in reverse order and header entries even-then-odd: readers must follow the offsets. A
+     * tensor left out of the header has no data either (the format allows no unused bytes). */
     for (int64_t t = n - 1; t >= 0; t--) {
         attn_tensor_info info;
         ASSERT_OK(attn_params_info(p, t, &info));
+        if (s.target && !s.entry && !strcmp(info.name, s.target))
+            continue;
         begin[t] = (long long)data.n;
         for (int64_t j = 0; j < info.count; j++)
             encode(&data, dtype, s.nan_in && !strcmp(info.name, s.nan_in) && j == 1 ? NAN : value(t, j));
@@ -183,8 +245,10 @@ static void write_params(const char *path, const attn_params *p, file_spec s)
             putf(&header, "%s%lld", d ? "," : "", (long long)info.shape[d]);
         putf(&header, "],\"data_offsets\":[%lld,%lld]}", begin[t], end[t]);
     }
-    if (s.extra)
-        putf(&header, "%s%s", header.n > 1 ? "," : "", s.extra);
+    if (s.extra) {
+        putf(&header, "%s", header.n > 1 ? "," : "");
+        put(&header, s.extra, strlen(s.extra));
+    }
     putf(&header, "}");
     write_raw(path, header.n, &header, &data);
     free(header.b);
@@ -411,21 +475,6 @@ static void test_init(void **state)
  * Save and load
  * ============================================================================================= */
 
-static bool temp_files_left(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[1024], stem[1024];
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-    snprintf(stem, sizeof stem, "%s.tmp-", slash ? slash + 1 : path);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    bool found = false;
-    for (struct dirent *e; (e = readdir(d));)
-        found |= !strncmp(e->d_name, stem, strlen(stem));
-    closedir(d);
-    return found;
-}
-
 static void test_save_load_roundtrip(void **state)
 {
     attn_params *p = gru_params(state);
@@ -479,6 +528,20 @@ static void test_save_load_roundtrip(void **state)
     ASSERT_OK(attn_params_init(p, 6));
     ASSERT_OK(attn_params_load(p, path, NULL, 0));
     assert_unchanged(p, saved);
+
+    /* A prefix that JSON must escape (quote, backslash, control characters) round-trips, and is
+     * escaped in the file. */
+    const char *odd = "q\"\\\n\x01\xC3\xA9/.";
+    ASSERT_OK(attn_params_save(p, path, odd));
+    ASSERT_OK(attn_params_init(p, 7));
+    ASSERT_OK(attn_params_load(p, path, odd, ATTN_LOAD_REJECT_UNKNOWN));
+    assert_unchanged(p, saved);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char file[4096];
+    file[fread(file, 1, sizeof file - 1, f)] = '\0';
+    fclose(f);
+    assert_non_null(strstr(file + 8, "\"q\\\"\\\\\\n\\u0001\xC3\xA9/.weight_ih_l0\":{"));
 }
 
 static void test_save_errors(void **state)
@@ -498,6 +561,42 @@ static void test_save_errors(void **state)
     struct stat st;
     assert_int_equal(stat(dir, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
+
+    /* A prefix that is not UTF-8 would make a header no JSON reader accepts. */
+    path_for(path, sizeof path, "never_written.safetensors");
+    EXPECT_FAIL(attn_params_save(p, path, "a\xFF."), ATTN_E_INVALID_ARG, "attn_params_save", "prefix");
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+/* File names of 250 and 255 (NAME_MAX) bytes save and load: the temporary name does not grow
+ * with the target's. One byte more is the system's refusal, reported as such. */
+static void test_save_long_names(void **state)
+{
+    attn_params *p = gru_params(state);
+    float saved[MAX_VALUES];
+    const size_t lengths[] = {250, 255, 256};
+    for (size_t k = 0; k < 3; k++) {
+        char name[300], path[1400];
+        memset(name, 'n', lengths[k]);
+        memcpy(name, "test_params_long_", 17);
+        name[lengths[k]] = '\0';
+        path_for(path, sizeof path, "");
+        *strrchr(path, '/') = '\0';
+        strcat(strcat(path, "/"), name);
+        ASSERT_OK(attn_params_init(p, 20 + k));
+        snapshot(p, saved);
+        if (lengths[k] > 255) {
+            EXPECT_FAIL(attn_params_save(p, path, NULL), ATTN_E_IO, "attn_params_save", "File name too long");
+            assert_false(temp_files_left(path));
+            continue;
+        }
+        ASSERT_OK(attn_params_save(p, path, NULL));
+        assert_false(temp_files_left(path));
+        ASSERT_OK(attn_params_init(p, 0));
+        ASSERT_OK(attn_params_load(p, path, NULL, 0));
+        assert_unchanged(p, saved);
+        remove(path);
+    }
 }
 
 static void test_load_dtypes(void **state)
@@ -508,12 +607,18 @@ static void test_load_dtypes(void **state)
     path_for(path, sizeof path, "dtypes.safetensors");
     for (int k = 0; k < 4; k++) {
         /* Shuffled entries and data, metadata, and tensors the load ignores: other names, other
-         * dtypes (an I32 and one the format does not define) outside the prefix. */
+         * dtypes (an I32 and one the format does not define) outside the prefix, zero-size
+         * tensors (legal, begin == end), and fields the format does not define (skipped, as
+         * the reference implementation does). */
         file_spec s = {.dtype = dtypes[k],
                        .prefix = "gru.",
-                       .extra = "\"__metadata__\":{\"format\":\"pt\",\"note\":\"test\"},"
+                       .extra = "\"__metadata__\":{\"format\":\"pt\",\"note\":\"t\\u00e9st \\\"\\u0000\\\"\"},"
                                 "\"other.count\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                                "\"other.odd\":{\"dtype\":\"Q7\",\"shape\":[3],\"data_offsets\":[0,1]}"};
+                                "\"other.odd\":{\"dtype\":\"Q7\",\"shape\":[3],\"data_offsets\":[8,9]},"
+                                "\"other.empty\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[9,9]},"
+                                "\"other.none\":{\"extra\":{\"a\":[1,{\"b\":null}],\"c\":[]},\"dtype\":\"BF16\","
+                                "\"shape\":[4,0],\"data_offsets\":[0,0],\"more\":true}",
+                       .extra_data = 9};
         write_params(path, p, s);
         ASSERT_OK(attn_params_init(p, 1));
         ASSERT_OK(attn_params_load(p, path, "gru.", ATTN_LOAD_REJECT_UNKNOWN));
@@ -624,9 +729,9 @@ static void test_load_flags(void **state)
 
     /* Unknown tensors under the prefix are ignored, or rejected with REJECT_UNKNOWN; tensors
      * outside the prefix are never looked at. */
-    write_params(path, p, (file_spec){.prefix = "m.", .extra = "\"m.extra\":{\"dtype\":\"F32\",\"shape\":[1],"
-                                                            "\"data_offsets\":[0,4]},\"x.y\":{\"dtype\":\"F32\","
-                                                            "\"shape\":[1],\"data_offsets\":[0,4]}"});
+    write_params(path, p, (file_spec){.prefix = "m.", .extra_data = 8,
+                                      .extra = "\"m.extra\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                                               "\"x.y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}"});
     ASSERT_OK(attn_params_init(p, 4));
     snapshot(p, before);
     EXPECT_FAIL(attn_params_load(p, path, "m.", ATTN_LOAD_REJECT_UNKNOWN), ATTN_E_NOT_FOUND, "attn_params_load",
@@ -662,66 +767,129 @@ static void test_load_flags(void **state)
 /* A malformed file written from one change to a valid one; the load must fail with `want`. */
 typedef struct bad_file {
     const char *target, *entry, *extra, *nan_in; /* as in file_spec; target NULL = weight_hh_l0 */
+    int extra_data;
     attn_status want;
     const char *needle;
 } bad_file;
 
 #define OFFS "\"data_offsets\":[%lld,%lld]"
+#define F32_12_4 "{\"dtype\":\"F32\",\"shape\":[12,4],"
+/* In the F32 files of write_params (data in reverse tensor order), weight_hh_l0 holds bytes
+ * [1872, 2064), after bias_ih_l0 [1824, 1872) and before weight_ih_l0 [2064, 2208); weight_hh_l1,
+ * of the same size, holds [768, 960). */
 
 static const bad_file bad_files[] = {
     /* Entries of the wrong type or missing fields. */
-    {.entry = "5", .want = ATTN_E_FORMAT, .needle = "tensor 'weight_hh_l0': header entry is not a JSON object"},
-    {.entry = "[%lld,%lld]", .want = ATTN_E_FORMAT, .needle = "'weight_hh_l0'"},
-    {.entry = "{\"shape\":[12,4]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "'weight_hh_l0'"},
-    {.entry = "{\"dtype\":32,\"shape\":[12,4]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "'weight_hh_l0'"},
-    {.entry = "{\"dtype\":\"F32\"," OFFS "}", .want = ATTN_E_FORMAT, .needle = "'weight_hh_l0'"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":\"12,4\"," OFFS "}", .want = ATTN_E_FORMAT, .needle = "'weight_hh_l0'"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4]}", .want = ATTN_E_FORMAT, .needle = "'weight_hh_l0'"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":{\"a\":%lld,\"b\":%lld}}",
-     .want = ATTN_E_FORMAT, .needle = "'weight_hh_l0'"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":[%lld]}", .want = ATTN_E_FORMAT,
-     .needle = "data_offsets must be two"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":[%lld,%lld,0]}", .want = ATTN_E_FORMAT,
-     .needle = "data_offsets must be two"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":[\"%lld\",\"%lld\"]}", .want = ATTN_E_FORMAT,
-     .needle = "data_offsets must be two"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":[%lld.5,%lld]}", .want = ATTN_E_FORMAT,
-     .needle = "data_offsets must be two"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":[-%lld,%lld]}", .want = ATTN_E_FORMAT,
-     .needle = "data_offsets must be two"},
-    /* Shapes. */
+    {.entry = "5", .want = ATTN_E_FORMAT, .needle = "tensor 'weight_hh_l0': header entry is 5, not a JSON object"},
+    {.entry = "[%lld,%lld]", .want = ATTN_E_FORMAT, .needle = "'weight_hh_l0': header entry is an array, not a"},
+    {.entry = "{\"shape\":[12,4]," OFFS "}", .want = ATTN_E_FORMAT,
+     .needle = "'weight_hh_l0': header entry lacks \"dtype\""},
+    {.entry = "{\"dtype\":32,\"shape\":[12,4]," OFFS "}", .want = ATTN_E_FORMAT,
+     .needle = "'weight_hh_l0': \"dtype\" is 32, not a string"},
+    {.entry = "{\"dtype\":\"F32\"," OFFS "}", .want = ATTN_E_FORMAT,
+     .needle = "'weight_hh_l0': header entry lacks \"shape\""},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":\"12,4\"," OFFS "}", .want = ATTN_E_FORMAT,
+     .needle = "'weight_hh_l0': \"shape\" is a string, not an array"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4]}", .want = ATTN_E_FORMAT,
+     .needle = "'weight_hh_l0': header entry lacks \"data_offsets\""},
+    {.entry = F32_12_4 "\"data_offsets\":{\"a\":%lld,\"b\":%lld}}", .want = ATTN_E_FORMAT,
+     .needle = "\"data_offsets\" is an object, not an array"},
+    {.entry = F32_12_4 "\"data_offsets\":[%lld]}", .want = ATTN_E_FORMAT,
+     .needle = "data_offsets has 1 element, not 2"},
+    {.entry = F32_12_4 "\"data_offsets\":[]}", .want = ATTN_E_FORMAT, .needle = "data_offsets has 0 elements, not 2"},
+    {.entry = F32_12_4 "\"data_offsets\":[%lld,%lld,0]}", .want = ATTN_E_FORMAT,
+     .needle = "'weight_hh_l0': data_offsets has more than 2 elements"},
+    {.entry = F32_12_4 "\"data_offsets\":[\"%lld\",\"%lld\"]}", .want = ATTN_E_FORMAT,
+     .needle = "data_offsets[0] is a string, not an integer in [0, 2^63)"},
+    {.entry = F32_12_4 "\"data_offsets\":[%lld.5,%lld]}", .want = ATTN_E_FORMAT,
+     .needle = "data_offsets[0] is 1872.5,"},
+    {.entry = F32_12_4 "\"data_offsets\":[-%lld,%lld]}", .want = ATTN_E_FORMAT, .needle = "data_offsets[0] is -1872,"},
+    {.entry = F32_12_4 "\"data_offsets\":[%lld,2.064e3]}", .want = ATTN_E_FORMAT,
+     .needle = "data_offsets[1] is 2.064e3,"},
+    {.entry = F32_12_4 "\"data_offsets\":[%lld,0%lld]}", .want = ATTN_E_FORMAT, .needle = "not valid JSON"},
+    {.entry = F32_12_4 "\"data_offsets\":[%lld,[%lld]]}", .want = ATTN_E_FORMAT,
+     .needle = "data_offsets[1] is an array,"},
+    /* Repeated fields: the format defines each once. */
+    {.entry = "{\"dtype\":\"F32\",\"dtype\":\"F64\",\"shape\":[12,4]," OFFS "}", .want = ATTN_E_FORMAT,
+     .needle = "tensor 'weight_hh_l0': \"dtype\" appears twice in its header entry"},
+    {.entry = F32_12_4 OFFS ",\"data_offsets\":[0,192]}", .want = ATTN_E_FORMAT,
+     .needle = "\"data_offsets\" appears twice"},
+    /* Shapes: integers in [0, 2^63) only (3.0 and 1e1 are numbers, not integers, to the reference too). */
     {.entry = "{\"dtype\":\"F32\",\"shape\":[-12,4]," OFFS "}", .want = ATTN_E_FORMAT,
-     .needle = "tensor 'weight_hh_l0': shape[0] is not a non-negative integer"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4.5]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[1]"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,\"4\"]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[1]"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,null]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[1]"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[1e300]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[0]"},
+     .needle = "tensor 'weight_hh_l0': shape[0] is -12, not an integer in [0, 2^63)"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4.5]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[1] is 4.5,"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4.0]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[1] is 4.0,"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4e0]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[1] is 4e0,"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[-0,12,4]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[0] is -0,"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[012,4]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "not valid JSON"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,\"4\"]," OFFS "}", .want = ATTN_E_FORMAT,
+     .needle = "shape[1] is a string,"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,null]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[1] is null,"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,true]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[1] is true,"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[1e300]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "shape[0] is 1e300,"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[9223372036854775808]," OFFS "}", .want = ATTN_E_FORMAT,
+     .needle = "shape[0] is 9223372036854775808, not an integer in [0, 2^63)"},
     {.entry = "{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296]," OFFS "}", .want = ATTN_E_FORMAT,
-     .needle = "'weight_hh_l0': the element count overflows"},
+     .needle = "'weight_hh_l0': the element count overflows int64 at shape[1]"},
     {.entry = "{\"dtype\":\"F64\",\"shape\":[1073741824,1073741824,4]," OFFS "}", .want = ATTN_E_FORMAT,
      .needle = "'weight_hh_l0': the byte size overflows"},
-    /* Offsets. */
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":[%lld,%lld000]}", .want = ATTN_E_FORMAT,
-     .needle = "'weight_hh_l0': data_offsets ["},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":[%2$lld,%1$lld]}", .want = ATTN_E_FORMAT,
-     .needle = "do not fit"},
-    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":[%lld,18446744073709551615]}",
-     .want = ATTN_E_FORMAT, .needle = "data_offsets must be two"},
+    /* Offsets of one tensor. */
+    {.entry = F32_12_4 "\"data_offsets\":[%lld,%lld000]}", .want = ATTN_E_FORMAT,
+     .needle = "'weight_hh_l0': data_offsets [1872, 2064000] do not fit the 2208 data bytes"},
+    {.entry = F32_12_4 "\"data_offsets\":[%2$lld,%1$lld]}", .want = ATTN_E_FORMAT,
+     .needle = "'weight_hh_l0': data_offsets [2064, 1872] end before they begin"},
+    {.entry = F32_12_4 "\"data_offsets\":[%lld,18446744073709551615]}", .want = ATTN_E_FORMAT,
+     .needle = "data_offsets[1] is 18446744073709551615, not an integer in [0, 2^63)"},
     {.entry = "{\"dtype\":\"F32\",\"shape\":[12,3]," OFFS "}", .want = ATTN_E_FORMAT,
      .needle = "'weight_hh_l0': data_offsets span 192 bytes, but 36 F32 elements need 144"},
     {.entry = "{\"dtype\":\"F64\",\"shape\":[12,4]," OFFS "}", .want = ATTN_E_FORMAT, .needle = "need 384"},
     {.target = "bias_hh_l1", .entry = "{\"dtype\":\"I32\",\"shape\":[13]," OFFS "}", .want = ATTN_E_FORMAT,
      .needle = "'bias_hh_l1'"},
+    /* Offsets together: the regions must tile the data exactly (no overlap, aliasing or gap). */
+    {.entry = F32_12_4 "\"data_offsets\":[1868,2060]}", .want = ATTN_E_FORMAT,
+     .needle = "tensor 'weight_hh_l0': data_offsets [1868, 2060] overlap those of tensor 'bias_ih_l0' [1824, 1872]"},
+    {.entry = F32_12_4 "\"data_offsets\":[1873,2065]}", .want = ATTN_E_FORMAT,
+     .needle = "tensor 'weight_hh_l0': data_offsets [1873, 2065] leave bytes [1872, 1873) of the data unused"},
+    {.entry = F32_12_4 "\"data_offsets\":[768,960]}", .want = ATTN_E_FORMAT,
+     .needle = "data_offsets [768, 960] overlap those of tensor"},
+    {.target = "nothing", .extra = "\"alias\":{\"dtype\":\"F32\",\"shape\":[12,4],\"data_offsets\":[1872,2064]}",
+     .want = ATTN_E_FORMAT, .needle = "data_offsets [1872, 2064] overlap those of tensor"},
+    {.target = "nothing", .extra = "\"inside\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[1900,1900]}",
+     .want = ATTN_E_FORMAT,
+     .needle = "tensor 'inside': data_offsets [1900, 1900] overlap those of tensor 'weight_hh_l0' [1872, 2064]"},
+    {.extra_data = 2, .want = ATTN_E_FORMAT,
+     .needle = "tensor 'bias_hh_l1_reverse': data_offsets [2, 50] leave bytes [0, 2) of the data unused"},
     /* Unknown tensors are validated too (known dtypes), even outside the prefix. */
     {.extra = "\"elsewhere.x\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[0,4]}", .want = ATTN_E_FORMAT,
      .needle = "'elsewhere.x'"},
     {.extra = "\"elsewhere.x\":{\"dtype\":\"Q7\",\"shape\":[3],\"data_offsets\":[0,100000]}",
      .want = ATTN_E_FORMAT, .needle = "'elsewhere.x'"},
+    /* Names: plain strings. A NUL (which JSON allows escaped) would cut the name in C: this one
+     * would load as bias_ih_l0. */
+    {.target = "bias_ih_l0", .extra_data = 48, .want = ATTN_E_FORMAT,
+     .extra = "\"bias_ih_l0\\u0000junk\":{\"dtype\":\"F32\",\"shape\":[12],\"data_offsets\":[0,48]}",
+     .needle = "tensor 'bias_ih_l0\\u0000...': the name contains a NUL byte"},
+    {.entry = "{\"dtype\":\"F32\\u0000\",\"shape\":[12,4]," OFFS "}", .want = ATTN_E_FORMAT,
+     .needle = "'weight_hh_l0': \"dtype\" contains a NUL byte"},
+    /* Invalid UTF-8 that yajl lets through: an overlong NUL, an encoded surrogate, a code point
+     * beyond U+10FFFF, and an escaped lone low surrogate. */
+    {.extra = "\"a\xC0\x80\":{}", .want = ATTN_E_FORMAT, .needle = "a string is not valid UTF-8"},
+    {.extra = "\"__metadata__\":{\"a\":\"\xED\xA0\x80\"}", .want = ATTN_E_FORMAT, .needle = "not valid UTF-8"},
+    {.extra = "\"__metadata__\":{\"\xF4\x90\x80\x80\":\"\"}", .want = ATTN_E_FORMAT, .needle = "not valid UTF-8"},
+    {.extra = "\"__metadata__\":{\"a\":\"\\uDC00\"}", .want = ATTN_E_FORMAT, .needle = "not valid UTF-8"},
+    {.extra = "\"__metadata__\":{\"a\":\"\xE9t\xE9\"}", .want = ATTN_E_FORMAT, .needle = "not valid JSON"},
     /* Duplicates and metadata. */
     {.extra = "\"bias_ih_l0\":{\"dtype\":\"F32\",\"shape\":[12],\"data_offsets\":[0,48]}", .want = ATTN_E_FORMAT,
      .needle = "tensor 'bias_ih_l0' appears twice"},
-    {.extra = "\"__metadata__\":[]", .want = ATTN_E_FORMAT, .needle = "__metadata__"},
-    {.extra = "\"__metadata__\":{\"format\":1}", .want = ATTN_E_FORMAT, .needle = "'format' is not a string"},
+    {.extra = "\"__metadata__\":{},\"__metadata__\":{\"format\":\"pt\"}", .want = ATTN_E_FORMAT,
+     .needle = "\"__metadata__\" appears twice in the header"},
+    {.extra = "\"__metadata__\":[]", .want = ATTN_E_FORMAT,
+     .needle = "\"__metadata__\" is an array, not a JSON object"},
+    {.extra = "\"__metadata__\":null", .want = ATTN_E_FORMAT, .needle = "\"__metadata__\" is null, not a JSON object"},
+    {.extra = "\"__metadata__\":{\"format\":1}", .want = ATTN_E_FORMAT,
+     .needle = "\"__metadata__\" entry 'format' is 1, not a string"},
+    {.extra = "\"__metadata__\":{\"format\":\"pt\",\"nested\":{}}", .want = ATTN_E_FORMAT,
+     .needle = "entry 'nested' is an object, not a string"},
     /* Well-formed files that do not fit the parameters. */
     {.entry = "{\"dtype\":\"Q7\",\"shape\":[12,4]," OFFS "}", .want = ATTN_E_UNSUPPORTED,
      .needle = "tensor 'weight_hh_l0' has dtype Q7"},
@@ -731,6 +899,13 @@ static const bad_file bad_files[] = {
      .needle = "tensor 'weight_hh_l0' has shape [4, 12] in"},
     {.entry = "{\"dtype\":\"F32\",\"shape\":[48]," OFFS "}", .want = ATTN_E_SHAPE, .needle = "expects [12, 4]"},
     {.entry = "{\"dtype\":\"F32\",\"shape\":[12,4,1]," OFFS "}", .want = ATTN_E_SHAPE, .needle = "[12, 4, 1]"},
+    /* Every extent that is kept, and the true number of dimensions. */
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[1,2,1,1,1,1,1,1,1,24]," OFFS "}", .want = ATTN_E_SHAPE,
+     .needle = "has shape [1, 2, 1, 1, ... (10 dimensions)] in"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,1,1,4,1]," OFFS "}", .want = ATTN_E_SHAPE,
+     .needle = "has shape [12, 1, 1, 4, ... (5 dimensions)] in"},
+    {.entry = "{\"dtype\":\"F32\",\"shape\":[12,1,1,4]," OFFS "}", .want = ATTN_E_SHAPE,
+     .needle = "has shape [12, 1, 1, 4] in"},
     {.entry = NULL, .want = ATTN_E_NOT_FOUND, .needle = "tensor 'weight_hh_l0' is missing"},
     {.target = "bias_hh_l1_reverse", .want = ATTN_E_NOT_FOUND, .needle = "'bias_hh_l1_reverse' is missing"},
     /* Values. */
@@ -748,8 +923,8 @@ static void test_load_bad_entries(void **state)
     snapshot(p, before);
     for (size_t k = 0; k < sizeof bad_files / sizeof *bad_files; k++) {
         const bad_file *b = &bad_files[k];
-        write_params(path, p, (file_spec){.target = b->target ? b->target : "weight_hh_l0",
-                                          .entry = b->entry, .extra = b->extra, .nan_in = b->nan_in});
+        write_params(path, p, (file_spec){.target = b->target ? b->target : "weight_hh_l0", .entry = b->entry,
+                                          .extra = b->extra, .extra_data = b->extra_data, .nan_in = b->nan_in});
         attn_status s = attn_params_load(p, path, NULL, 0);
         if (s != b->want || !strstr(attn_last_error(), b->needle))
             fail_msg("case %zu (%s / %s): status %d, message \"%s\"; expected %d with \"%s\"", k,
@@ -757,6 +932,118 @@ static void test_load_bad_entries(void **state)
         assert_non_null(strstr(attn_last_error(), "attn_params_load"));
         assert_unchanged(p, before);
     }
+
+    /* Skipped fields are never stored, but their nesting is bounded: 128 levels with the header's
+     * object and the tensor's. */
+    char *open = repeat("[", 126), *close = repeat("]", 126);
+    for (int deeper = 0; deeper < 2; deeper++) {
+        char *entry = concat(F32_12_4 OFFS ",\"deep\":", open, deeper ? "[]" : "", close, "}", NULL);
+        write_params(path, p, (file_spec){.target = "weight_hh_l0", .entry = entry});
+        free(entry);
+        if (deeper)
+            EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load",
+                        "tensor 'weight_hh_l0': a field nests deeper than 128 levels");
+        else
+            ASSERT_OK(attn_params_load(p, path, NULL, 0));
+        ASSERT_OK(attn_params_init(p, 3));
+    }
+    free(open);
+    free(close);
+}
+
+/* Paths that are not regular files: each is refused as such, never opened for reading (a FIFO
+ * without a writer would block the open forever), and with what it is named. */
+static void test_load_not_regular(void **state)
+{
+    attn_params *p = gru_params(state);
+    char dir[1024], fifo[1024], sock[1024];
+    float before[MAX_VALUES];
+    ASSERT_OK(attn_params_init(p, 3));
+    snapshot(p, before);
+    path_for(dir, sizeof dir, "a_directory");
+    mkdir(dir, 0755);
+    path_for(fifo, sizeof fifo, "fifo");
+    remove(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    path_for(sock, sizeof sock, "socket");
+    remove(sock);
+    /* sun_path is short (108 bytes): bind a name relative to the socket's directory. */
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    const char *slash = strrchr(sock, '/');
+    char sock_dir[1024];
+    snprintf(sock_dir, sizeof sock_dir, "%.*s", (int)(slash - sock), sock);
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", slash + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0), cwd = open(".", O_RDONLY);
+    assert_true(fd >= 0 && cwd >= 0);
+    assert_int_equal(chdir(sock_dir), 0);
+    assert_int_equal(bind(fd, (const struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(fchdir(cwd), 0);
+    close(cwd);
+
+    const struct {
+        const char *path, *kind;
+    } cases[] = {
+        {"/dev/zero", "a character device"}, {"/dev/null", "a character device"}, {dir, "a directory"},
+        {fifo, "a FIFO"},                    {sock, "a socket"},
+    };
+    alarm(60); /* a regression that blocks fails the test instead of hanging it */
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char needle[1200];
+        snprintf(needle, sizeof needle, "'%s' is not a regular file (it is %s)", cases[k].path, cases[k].kind);
+        EXPECT_FAIL(attn_params_load(p, cases[k].path, NULL, 0), ATTN_E_IO, "attn_params_load", needle);
+    }
+    alarm(0);
+    assert_unchanged(p, before);
+    close(fd);
+    remove(sock);
+    remove(fifo);
+}
+
+/* Headers of 20 MB of valid JSON that the load skips or keeps nothing of: a huge array in an
+ * unknown field of a tensor, and a huge metadata string. Memory is not asserted here (see the
+ * measurements in the report); only the outcomes are checked. */
+static void test_load_large_header(void **state)
+{
+    attn_params *p = gru_params(state);
+    char path[1024];
+    float before[MAX_VALUES];
+    path_for(path, sizeof path, "large_header.safetensors");
+    char *zeros = repeat("0,", 10u << 20);
+    char *junk = concat(F32_12_4 OFFS ",\"junk\":[", zeros, "0]}", NULL);
+    write_params(path, p, (file_spec){.target = "weight_hh_l0", .entry = junk});
+    ASSERT_OK(attn_params_init(p, 1));
+    ASSERT_OK(attn_params_load(p, path, NULL, ATTN_LOAD_REJECT_UNKNOWN));
+    assert_holds_file_values(p);
+
+    /* The same array as a tensor's whole entry: refused at its first byte. */
+    ASSERT_OK(attn_params_init(p, 2));
+    snapshot(p, before);
+    char *array = concat("[", zeros, "0]", NULL);
+    write_params(path, p, (file_spec){.target = "weight_hh_l0", .entry = array});
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load",
+                "tensor 'weight_hh_l0': header entry is an array, not a JSON object");
+    assert_unchanged(p, before);
+
+    /* A metadata string of 20 MB of escapes (which yajl decodes): loads; followed by a number,
+     * refused. */
+    char *newlines = repeat("\\n", 10u << 20);
+    char *meta = concat("\"__metadata__\":{\"big\":\"", newlines, "\"}", NULL);
+    write_params(path, p, (file_spec){.extra = meta});
+    ASSERT_OK(attn_params_load(p, path, NULL, ATTN_LOAD_REJECT_UNKNOWN));
+    assert_holds_file_values(p);
+    ASSERT_OK(attn_params_init(p, 2));
+    char *bad_meta = concat("\"__metadata__\":{\"big\":\"", newlines, "\",\"n\":7}", NULL);
+    write_params(path, p, (file_spec){.extra = bad_meta});
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load",
+                "\"__metadata__\" entry 'n' is 7, not a string");
+    assert_unchanged(p, before);
+    remove(path);
+    free(zeros);
+    free(junk);
+    free(array);
+    free(newlines);
+    free(meta);
+    free(bad_meta);
 }
 
 static void test_load_bad_files(void **state)
@@ -771,9 +1058,6 @@ static void test_load_bad_files(void **state)
     path_for(path, sizeof path, "does_not_exist.safetensors");
     remove(path);
     EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_IO, "attn_params_load", path);
-    path_for(path, sizeof path, "a_directory");
-    mkdir(path, 0755);
-    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_IO, "attn_params_load", path);
 
     path_for(path, sizeof path, "bad_file.safetensors");
     for (size_t len = 0; len < 8; len += 5) { /* 0 and 5 bytes */
@@ -784,51 +1068,89 @@ static void test_load_bad_files(void **state)
         EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", "shorter than the 8-byte");
     }
 
-    /* Header lengths beyond the file, up to 2^63 and 2^64 - 1: rejected before any allocation. */
+    /* Header lengths beyond the file or the format's limit of 10^8, up to 2^63 and 2^64 - 1:
+     * rejected before any allocation, naming the one limit that is exceeded. */
     put(&header, "{}", 2);
-    const uint64_t lengths[] = {3, 1000, (uint64_t)1 << 63, UINT64_MAX, 100000001};
+    const uint64_t lengths[] = {3, 1000, 100000000, (uint64_t)1 << 63, UINT64_MAX, 100000001};
     for (size_t k = 0; k < sizeof lengths / sizeof *lengths; k++) {
         write_raw(path, lengths[k], &header, NULL);
-        char needle[64];
-        snprintf(needle, sizeof needle, "header length %llu exceeds", (unsigned long long)lengths[k]);
+        char needle[128];
+        if (lengths[k] <= 100000000)
+            snprintf(needle, sizeof needle, "header length %llu exceeds the 2 bytes after it",
+                     (unsigned long long)lengths[k]);
+        else
+            snprintf(needle, sizeof needle, "header length %llu exceeds the format's limit of 100000000 bytes",
+                     (unsigned long long)lengths[k]);
         EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", needle);
+        assert_null(strstr(attn_last_error(), lengths[k] <= 100000000 ? "limit" : "after it"));
     }
-    /* The format's 100 MB header limit holds even when the file is that large (sparse file). */
+    /* The limit holds even when the file is that large (sparse file): only the limit is named. */
     write_raw(path, 100000001, &header, NULL);
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
-    assert_int_equal(fseek(f, 100000100, SEEK_SET), 0);
+    assert_int_equal(fseek(f, 100001160, SEEK_SET), 0);
     assert_int_equal(fputc(' ', f), ' ');
     fclose(f);
-    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load", "limit");
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load",
+                "header length 100000001 exceeds the format's limit of 100000000 bytes");
+    assert_null(strstr(attn_last_error(), "after it"));
+    remove(path);
 
-    /* Headers that are not a JSON object of entries. */
+    /* Headers that are not a strict JSON object of entries (the length of each literal is
+     * sizeof - 1, so that embedded NULs count). */
+#define HEADER(text, needle) {text, sizeof text - 1, needle}
     const struct {
         const char *header;
+        size_t len;
         const char *needle;
     } bad_headers[] = {
-        {"", "not valid JSON"},
-        {"{\"a\": ", "not valid JSON"},
-        {"{\"a\" 1}", "not valid JSON"},
-        {"not json", "not valid JSON"},
-        {"[1, 2]", "not a JSON object"},
-        {"\"weight_ih_l0\"", "not a JSON object"},
-        {"null", "not a JSON object"},
-        {"{}x", "unexpected byte at 2"},
-        {"{}  \n {}", "unexpected byte at 6"},
-        {"{} \0", "unexpected byte at 3"},
-        {"{}", "tensor 'weight_ih_l0' is missing"},
-        {"{}   \t\r\n", "tensor 'weight_ih_l0' is missing"},
+        HEADER("", "not valid JSON near byte 0 (parse error: premature EOF)"),
+        HEADER("{\"a\": ", "not valid JSON near byte 6"),
+        HEADER("{\"a\" 1}", "not valid JSON"),
+        HEADER("not json", "not valid JSON"),
+        HEADER("[1, 2]", "the header is an array, not a JSON object"),
+        HEADER("\"weight_ih_l0\"", "the header is a string, not a JSON object"),
+        HEADER("null", "the header is null, not a JSON object"),
+        HEADER("12", "the header is 12, not a JSON object"),
+        HEADER("{}x", "unexpected byte at 2 after the JSON header"),
+        HEADER("{}  \n {}", "unexpected byte at 6"),
+        HEADER("{} \0", "unexpected byte at 3"),
+        HEADER("{}\v", "unexpected byte at 2"),
+        /* A UTF-8 byte order mark. */
+        HEADER("\xEF\xBB\xBF{}", "not valid JSON near byte 1 (lexical error: invalid char in json text.)"),
+        HEADER("{\v}", "not valid JSON at byte 1 (control character 0x0b)"),
+        HEADER("\f{}", "not valid JSON at byte 0 (control character 0x0c)"),
+        HEADER("{\"a\0b\":{}}", "not valid JSON"),   /* a raw NUL in a name */
+        HEADER("{\"a\nb\":{}}", "not valid JSON"),   /* a raw control character */
+        HEADER("{/**/}", "not valid JSON"),           /* comments */
+        HEADER("{\"__metadata__\":{},}", "not valid JSON near byte 20 (parse error: invalid object key"),
+        HEADER("{}", "tensor 'weight_ih_l0' is missing"),
+        HEADER("{}   \t\r\n", "tensor 'weight_ih_l0' is missing"),
     };
+#undef HEADER
     for (size_t k = 0; k < sizeof bad_headers / sizeof *bad_headers; k++) {
         bytes h = {0};
-        put(&h, bad_headers[k].header, strlen(bad_headers[k].header) + (k == 9)); /* k 9 keeps its NUL */
+        put(&h, bad_headers[k].header, bad_headers[k].len);
         write_raw(path, h.n, &h, NULL);
         free(h.b);
         attn_status s = attn_params_load(p, path, NULL, 0);
         EXPECT_FAIL(s, strstr(bad_headers[k].needle, "missing") ? ATTN_E_NOT_FOUND : ATTN_E_FORMAT,
                     "attn_params_load", bad_headers[k].needle);
     }
+
+    /* Data bytes that belong to no tensor: after the last one, or with none at all. */
+    data.n = 0;
+    put(&data, "abcd", 4);
+    write_raw(path, 2, &header, &data);
+    EXPECT_FAIL(attn_params_load(p, path, NULL, ATTN_LOAD_ALLOW_MISSING), ATTN_E_FORMAT, "attn_params_load",
+                "the header lists no tensor, but 4 data bytes follow it");
+    write_params(path, p, (file_spec){0});
+    f = fopen(path, "ab");
+    assert_non_null(f);
+    assert_int_equal(fwrite("abcd", 1, 4, f), 4);
+    fclose(f);
+    EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_FORMAT, "attn_params_load",
+                "data bytes [2208, 2212) after tensor 'weight_ih_l0' belong to no tensor");
 
     /* Data shorter than the header promises. */
     write_params(path, p, (file_spec){0});
@@ -858,10 +1180,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_init, setup_gru, teardown_gru),
         cmocka_unit_test_setup_teardown(test_save_load_roundtrip, setup_gru, teardown_gru),
         cmocka_unit_test_setup_teardown(test_save_errors, setup_gru, teardown_gru),
+        cmocka_unit_test_setup_teardown(test_save_long_names, setup_gru, teardown_gru),
         cmocka_unit_test_setup_teardown(test_load_dtypes, setup_gru, teardown_gru),
         cmocka_unit_test_setup_teardown(test_load_special_values, setup_gru, teardown_gru),
         cmocka_unit_test_setup_teardown(test_load_flags, setup_gru, teardown_gru),
         cmocka_unit_test_setup_teardown(test_load_bad_entries, setup_gru, teardown_gru),
+        cmocka_unit_test_setup_teardown(test_load_not_regular, setup_gru, teardown_gru),
+        cmocka_unit_test_setup_teardown(test_load_large_header, setup_gru, teardown_gru),
         cmocka_unit_test_setup_teardown(test_load_bad_files, setup_gru, teardown_gru),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
@@ -997,6 +1322,84 @@ static void test_laws_and_layout(void **state)
     attn__params_destroy(p);
 }
 
+/* Allocation failures: tests/params.cmake links this program with malloc, calloc, realloc and
+ * aligned_alloc wrapped (in its own code and the core sources, and so in yajl's allocations, which
+ * go through the core), so that the n-th allocation from now can be made to fail. */
+static long allocations_left = -1; /* before one fails; -1: none does */
+
+static bool allocation_fails(void) { return allocations_left >= 0 && allocations_left-- == 0; }
+
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t size);
+void *__real_aligned_alloc(size_t align, size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t size);
+void *__wrap_aligned_alloc(size_t align, size_t size);
+void *__wrap_malloc(size_t size) { return allocation_fails() ? NULL : __real_malloc(size); }
+void *__wrap_calloc(size_t n, size_t size) { return allocation_fails() ? NULL : __real_calloc(n, size); }
+void *__wrap_realloc(void *p, size_t size) { return allocation_fails() ? NULL : __real_realloc(p, size); }
+void *__wrap_aligned_alloc(size_t align, size_t size)
+{
+    return allocation_fails() ? NULL : __real_aligned_alloc(align, size);
+}
+
+/* Every allocation of a load and of a save fails in turn: each gives ATTN_E_NOMEM, changes
+ * nothing (parameters, target file) and leaks nothing (ASan's leak check), until the call succeeds. */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    attn_params *p = make_registry();
+    char path[1024], target[1024];
+    float before[MAX_VALUES];
+    path_for(path, sizeof path, "nomem.safetensors");
+    path_for(target, sizeof target, "nomem_saved.safetensors");
+    /* An escaped metadata string longer than yajl's first buffers, so that it grows them too. */
+    char *escaped = repeat("\\n", 3000);
+    char *extra = concat("\"__metadata__\":{\"a\":\"", escaped, "\"}", NULL);
+    write_params(path, p, (file_spec){.extra = extra});
+    free(escaped);
+    free(extra);
+    ASSERT_OK(attn_params_init(p, 5));
+    snapshot(p, before);
+    long k = 0;
+    for (attn_status s = ATTN_E_NOMEM; s != ATTN_OK; k++) {
+        allocations_left = k;
+        s = attn_params_load(p, path, NULL, ATTN_LOAD_REJECT_UNKNOWN);
+        allocations_left = -1;
+        if (s != ATTN_OK && s != ATTN_E_NOMEM)
+            fail_msg("load, allocation %ld failing: status %d: %s", k, s, attn_last_error());
+        if (s == ATTN_E_NOMEM) {
+            assert_non_null(strstr(attn_last_error(), "attn_params_load"));
+            assert_unchanged(p, before);
+        }
+    }
+    assert_true(k > 8); /* the loop did reach yajl's allocations */
+    assert_holds_file_values(p);
+    snapshot(p, before);
+
+    remove(target);
+    k = 0;
+    for (attn_status s = ATTN_E_NOMEM; s != ATTN_OK; k++) {
+        allocations_left = k;
+        s = attn_params_save(p, target, "prefix.");
+        allocations_left = -1;
+        if (s != ATTN_OK && s != ATTN_E_NOMEM)
+            fail_msg("save, allocation %ld failing: status %d: %s", k, s, attn_last_error());
+        if (s == ATTN_E_NOMEM) {
+            assert_non_null(strstr(attn_last_error(), "attn_params_save"));
+            assert_int_equal(access(target, F_OK), -1);
+            assert_false(temp_files_left(target));
+        }
+    }
+    assert_true(k > 3);
+    ASSERT_OK(attn_params_init(p, 6));
+    ASSERT_OK(attn_params_load(p, target, "prefix.", ATTN_LOAD_REJECT_UNKNOWN));
+    assert_unchanged(p, before);
+    attn__params_destroy(p);
+}
+
 static void test_alias_load(void **state)
 {
     (void)state;
@@ -1006,19 +1409,20 @@ static void test_alias_load(void **state)
     path_for(path, sizeof path, "alias.safetensors");
 
     /* The file names mem_bias only by an alias: it loads, also with REJECT_UNKNOWN. */
-    write_params(path, p, (file_spec){.prefix = "net.", .target = "memory.mem_bias",
+    write_params(path, p, (file_spec){.prefix = "net.", .target = "memory.mem_bias", .extra_data = 24,
                                       .extra = "\"net.ntm.memory.mem_bias\":{\"dtype\":\"F32\",\"shape\":[2,3],"
                                                "\"data_offsets\":[0,24]}"});
     ASSERT_OK(attn_params_load(p, path, "net.", ATTN_LOAD_REJECT_UNKNOWN));
-    /* data_offsets [0, 24] are the first 6 floats of the data: the last tensor written, "odd". */
+    /* data_offsets [0, 24] are the extra data: 1, 2, ..., 6. */
     ASSERT_OK(attn_params_get(p, "memory.mem_bias", got, 6));
     for (int j = 0; j < 6; j++)
-        assert_true(got[j] == value(2, j));
+        assert_true(got[j] == (float)(j + 1));
 
     /* Its own name wins over aliases, whatever the order in the file. */
-    write_params(path, p, (file_spec){.extra = "\"ntm.heads.0.memory.mem_bias\":{\"dtype\":\"F32\",\"shape\":[2,3],"
+    write_params(path, p, (file_spec){.extra_data = 48,
+                                      .extra = "\"ntm.heads.0.memory.mem_bias\":{\"dtype\":\"F32\",\"shape\":[2,3],"
                                                "\"data_offsets\":[0,24]},\"ntm.memory.mem_bias\":{\"dtype\":\"F32\","
-                                               "\"shape\":[2,3],\"data_offsets\":[0,24]}"});
+                                               "\"shape\":[2,3],\"data_offsets\":[24,48]}"});
     ASSERT_OK(attn_params_load(p, path, NULL, ATTN_LOAD_REJECT_UNKNOWN));
     assert_holds_file_values(p);
 
@@ -1026,7 +1430,7 @@ static void test_alias_load(void **state)
     ASSERT_OK(attn_params_init(p, 9));
     int64_t n = snapshot(p, before);
     assert_int_equal(n, 4021);
-    write_params(path, p, (file_spec){.target = "memory.mem_bias",
+    write_params(path, p, (file_spec){.target = "memory.mem_bias", .extra_data = 24,
                                       .extra = "\"ntm.memory.mem_bias\":{\"dtype\":\"F32\",\"shape\":[3,2],"
                                                "\"data_offsets\":[0,24]}"});
     EXPECT_FAIL(attn_params_load(p, path, NULL, 0), ATTN_E_SHAPE, "attn_params_load",
@@ -1041,6 +1445,7 @@ int main(void)
         cmocka_unit_test(test_declare_errors),
         cmocka_unit_test(test_laws_and_layout),
         cmocka_unit_test(test_alias_load),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,9 +19,7 @@ static char *copy_string(const char *s)
     return copy;
 }
 
-/* `array` (of `elem` bytes each) grown to hold at least n + 1 elements; NULL (and `array`
- * untouched) when out of memory. */
-static void *grow(void *array, int64_t n, int64_t *cap, size_t elem)
+void *attn__grow(void *array, int64_t n, int64_t *cap, size_t elem)
 {
     if (n < *cap)
         return array;
@@ -70,11 +68,19 @@ int64_t attn__params_lookup(const attn_params *p, const char *name)
 
 void attn__shape_str(char *buf, size_t size, int64_t ndim, const int64_t *shape)
 {
+    char rest[40]; /* the summary, for which room is always kept */
+    const size_t reserve = (size_t)snprintf(rest, sizeof rest, ", ... (%lld dimensions)]", (long long)ndim);
     size_t used = (size_t)snprintf(buf, size, "[");
-    for (int64_t d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, d ? ", %lld" : "%lld", (long long)shape[d]);
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
+    int64_t d = 0;
+    for (; d < ndim && d < ATTN__MAX_DIMS; d++) {
+        char extent[24];
+        const size_t n = (size_t)snprintf(extent, sizeof extent, d ? ", %lld" : "%lld", (long long)shape[d]);
+        if (used + n + reserve >= size)
+            break;
+        memcpy(buf + used, extent, n + 1);
+        used += n;
+    }
+    snprintf(buf + used, size - used, "%s", d == ndim ? "]" : d ? rest : rest + 2);
 }
 
 /* Checks shared by add and alias: the registry is still open and `name` is new. */
@@ -96,9 +102,9 @@ attn_status attn__params_add(attn_params *p, const char *name, int64_t ndim, con
     attn_status s = check_new_name(p, fn, name);
     if (s)
         return s;
-    if (ndim < 1 || ndim > 4 || !shape)
-        return attn__fail(ATTN_E_SHAPE, "%s: tensor '%s' needs 1..4 dimensions (got ndim %lld%s)", fn, name,
-                          (long long)ndim, shape ? "" : ", shape NULL");
+    if (ndim < 1 || ndim > ATTN__MAX_DIMS || !shape)
+        return attn__fail(ATTN_E_SHAPE, "%s: tensor '%s' needs 1..%d dimensions (got ndim %lld%s)", fn, name,
+                          ATTN__MAX_DIMS, (long long)ndim, shape ? "" : ", shape NULL");
     if (law != ATTN_INIT_UNIFORM && law != ATTN_INIT_CONSTANT && law != ATTN_INIT_NORMAL)
         return attn__fail(ATTN_E_INVALID_ARG, "%s: tensor '%s' has unknown init law %d", fn, name, (int)law);
     char dims[128];
@@ -115,7 +121,7 @@ attn_status attn__params_add(attn_params *p, const char *name, int64_t ndim, con
         !attn__mul(block, (int64_t)sizeof(float), &bytes) || (uint64_t)bytes > SIZE_MAX)
         return attn__fail(ATTN_E_SHAPE, "%s: tensor '%s' of shape %s makes the parameters too large to address",
                           fn, name, dims);
-    attn__tensor *tensors = grow(p->tensors, p->n, &p->cap, sizeof *tensors);
+    attn__tensor *tensors = attn__grow(p->tensors, p->n, &p->cap, sizeof *tensors);
     if (!tensors)
         return attn__fail(ATTN_E_NOMEM, "%s: out of memory adding tensor '%s'", fn, name);
     p->tensors = tensors;
@@ -142,7 +148,7 @@ attn_status attn__params_alias(attn_params *p, const char *alias, int64_t index)
     if (index < 0 || index >= p->n)
         return attn__fail(ATTN_E_INVALID_ARG, "%s: alias '%s' refers to tensor %lld of %lld", fn, alias,
                           (long long)index, (long long)p->n);
-    attn__alias *aliases = grow(p->aliases, p->n_aliases, &p->cap_aliases, sizeof *aliases);
+    attn__alias *aliases = attn__grow(p->aliases, p->n_aliases, &p->cap_aliases, sizeof *aliases);
     if (!aliases)
         return attn__fail(ATTN_E_NOMEM, "%s: out of memory adding alias '%s'", fn, alias);
     p->aliases = aliases;

@@ -72,7 +72,7 @@ echo "libs:    $libs"
 echo "static:  $static_libs"
 [[ $libdir == "$prefix"/* ]] || die "attn.pc libdir $libdir is not inside the install prefix $prefix"
 [[ -e $libdir/libattn.so.1 ]] || die "libattn.so.1 (the SONAME link) missing in $libdir"
-for lib in -lopenblas -llapacke -lcjson; do
+for lib in -lopenblas -llapacke -lyajl; do
     [[ " $static_libs " == *" $lib "* ]] || die "Libs.private lacks $lib"
 done
 
