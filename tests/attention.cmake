@@ -7,6 +7,7 @@ target_include_directories(test_attention PRIVATE ${LAPACKE_INCLUDE})
 target_link_libraries(test_attention PRIVATE Threads::Threads ${LAPACKE_LIB})
 if(ATTN_SANITIZE)
   # The create error cases ask for parameters far beyond memory; the library must answer
-  # ATTN_E_NOMEM, which needs malloc to return NULL instead of ASan stopping the process.
+  # ATTN_E_NOMEM, which needs malloc to return NULL instead of ASan stopping the process (the
+  # TSan build sets the same for every test).
   set_property(TEST test_attention APPEND PROPERTY ENVIRONMENT "ASAN_OPTIONS=allocator_may_return_null=1")
 endif()

@@ -3,7 +3,7 @@
 # Runs after the build is complete, as ctest always does; `cmake --install` builds nothing itself.
 add_test(NAME install
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/install/run.sh
-          ${PROJECT_BINARY_DIR} ${CMAKE_C_COMPILER} ${CMAKE_COMMAND} $<BOOL:${ATTN_SANITIZE}>)
+          ${PROJECT_BINARY_DIR} ${CMAKE_C_COMPILER} ${CMAKE_COMMAND} "${ATTN_SANITIZERS}")
 # Configures a CMake project (compiler detection) and compiles twice: give it room on a busy machine.
 # `cmake --install` stages attn.pc in the build tree before copying it into the prefix, so two
 # installs of one build tree (this test and readme_example) must not overlap.

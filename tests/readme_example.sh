@@ -11,9 +11,10 @@
 #   5. with a checkpoint of another hidden size the program exits nonzero and prints exactly the
 #      README's sample error.
 #
-# usage: readme_example.sh BUILD_DIR C_COMPILER CMAKE_COMMAND PYTHON SANITIZE(ON|OFF)
-# SANITIZE=ON: the library has ASan+UBSan, so the example is compiled with the same flags and
-# Python runs with the ASan runtime preloaded (as tests/python.cmake does).
+# usage: readme_example.sh BUILD_DIR C_COMPILER CMAKE_COMMAND PYTHON SANITIZERS
+# SANITIZERS: the library's -fsanitize= list ("address,undefined", "thread") or "" for none; the
+# example is then compiled with it and Python runs with its runtime preloaded (as
+# tests/python.cmake does).
 # Set ATTN_KEEP_README_TMP=1 to keep the temporary directory for inspection.
 set -euo pipefail
 
@@ -31,9 +32,11 @@ readme=$src_root/README.md
 
 san_flags=()
 py_env=()
-case "${sanitize^^}" in
-    ON | 1 | TRUE | YES)
-        san_flags=("-fsanitize=address,undefined" -fno-omit-frame-pointer)
+case "$sanitize" in
+    "") ;;
+    thread) san_flags=(-fsanitize=thread -fno-omit-frame-pointer) ;;
+    *)
+        san_flags=("-fsanitize=$sanitize" -fno-omit-frame-pointer)
         py_env=("LD_PRELOAD=$("$compiler" -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0)
         ;;
 esac

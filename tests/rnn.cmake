@@ -4,4 +4,4 @@ find_package(Threads REQUIRED)
 attn_add_cmocka_test(test_rnn test_rnn.c ref_rnn.c)
 target_link_libraries(test_rnn PRIVATE Threads::Threads)
 # A race in the library can deadlock the allocator instead of failing a check; fail fast then.
-set_tests_properties(test_rnn PROPERTIES TIMEOUT 120)
+set_tests_properties(test_rnn PROPERTIES TIMEOUT 300)

@@ -1,5 +1,5 @@
 /*
- * test_params.c: the parameter registry and safetensors I/O (attn_params, common.h, SPEC.md §0).
+ * test_params.c: the parameter registry and safetensors I/O (attn_params, attn/common.h, docs/params.md).
  *
  * Built twice (tests/params.cmake):
  *  - test_params: through the public API only, on a bidirectional 2-layer GRU (input 3, hidden 4),
@@ -624,6 +624,11 @@ static void test_load_dtypes(void **state)
         ASSERT_OK(attn_params_load(p, path, "gru.", ATTN_LOAD_REJECT_UNKNOWN));
         assert_holds_file_values(p);
     }
+    /* "__metadata__": null is the reference implementation's "no metadata". */
+    write_params(path, p, (file_spec){.extra = "\"__metadata__\":null"});
+    ASSERT_OK(attn_params_init(p, 1));
+    ASSERT_OK(attn_params_load(p, path, NULL, ATTN_LOAD_REJECT_UNKNOWN));
+    assert_holds_file_values(p);
 }
 
 /* One hand-written tensor (bias_ih_l0, 12 elements) of `dtype` holding `raw` (12 elements of
@@ -885,7 +890,7 @@ static const bad_file bad_files[] = {
      .needle = "\"__metadata__\" appears twice in the header"},
     {.extra = "\"__metadata__\":[]", .want = ATTN_E_FORMAT,
      .needle = "\"__metadata__\" is an array, not a JSON object"},
-    {.extra = "\"__metadata__\":null", .want = ATTN_E_FORMAT, .needle = "\"__metadata__\" is null, not a JSON object"},
+    {.extra = "\"__metadata__\":true", .want = ATTN_E_FORMAT, .needle = "\"__metadata__\" is true, not a JSON object"},
     {.extra = "\"__metadata__\":{\"format\":1}", .want = ATTN_E_FORMAT,
      .needle = "\"__metadata__\" entry 'format' is 1, not a string"},
     {.extra = "\"__metadata__\":{\"format\":\"pt\",\"nested\":{}}", .want = ATTN_E_FORMAT,

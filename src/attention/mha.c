@@ -265,7 +265,7 @@ static attn_status prepare(const char *fn, const attn_mha *m, int64_t batch, int
     if (matrix && (!attn__mul3(batch * m->opt.num_heads, tgt_len, src_len, &weights) ||
                    !attn__mul(weights, sizeof(float), &weights)))
         return attn__fail(ATTN_E_SHAPE, "%s: weights [batch %lld, num_heads %lld, tgt_len %lld, src_len %lld] has "
-                          "more elements than int64 can count", fn, (long long)batch, (long long)m->opt.num_heads,
+                          "more bytes than int64 can count", fn, (long long)batch, (long long)m->opt.num_heads,
                           (long long)tgt_len, (long long)src_len);
     const mha_plan forward = make_plan(m, batch, tgt_len, src_len, false);
     *plan = matrix ? make_plan(m, batch, tgt_len, src_len, true) : forward;

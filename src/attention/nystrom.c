@@ -122,7 +122,7 @@ static void pinv_newton(int64_t n, int64_t iterations, const float *a, float *z,
     for (int64_t j = 0; j < n; j++)
         max_col = t1[j] > max_col || t1[j] != t1[j] ? t1[j] : max_col;
     const float norm = max_row * max_col;
-    /* A zero matrix (every landmark masked) has the zero pseudo-inverse; a NaN in a (NaN norm)
+    /* A zero matrix (every landmark masked) has the zero pseudo-inverse; a NaN in a (a NaN norm)
      * spreads to all of Z, as it does in the reference. */
     const bool zero = norm == 0.0f;
     const float scale = zero ? 0.0f : 1.0f / norm;

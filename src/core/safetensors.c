@@ -351,6 +351,10 @@ static attn_status on_value(loader *L, json_kind kind, const char *text, size_t 
         L->state = IN_ROOT;
         break;
     case AT_METADATA:
+        if (kind == J_LITERAL && len == 4 && !memcmp(text, "null", 4)) { /* the reference's "no metadata" */
+            L->state = IN_ROOT;
+            break;
+        }
         if (kind != J_OBJECT)
             return attn__fail(ATTN_E_FORMAT, "%s: '%s': \"__metadata__\" is %s, not a JSON object", LOAD, L->path,
                               describe(L, kind, text, len));

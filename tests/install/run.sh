@@ -5,9 +5,9 @@
 #   (b) as a CMake project using find_package(attn) and attn::attn (tests/install/cmake),
 # and checks that find_package(attn 2.0) is refused (SameMajorVersion).
 #
-# usage: run.sh BUILD_DIR C_COMPILER CMAKE_COMMAND SANITIZE(ON|OFF)
-# SANITIZE=ON: the library was built with -fsanitize=address,undefined, so every consumer must be
-# too (the ASan runtime has to come first in the process's library list).
+# usage: run.sh BUILD_DIR C_COMPILER CMAKE_COMMAND SANITIZERS
+# SANITIZERS: the library's -fsanitize= list ("address,undefined", "thread") or "" for none; every
+# consumer is built with it too (the sanitizer's runtime has to come first in the process).
 # Set ATTN_KEEP_INSTALL_TMP=1 to keep the temporary directory for inspection.
 set -euo pipefail
 
@@ -23,9 +23,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src_root=$(cd "$here/../.." && pwd)
 
 san_flags=()
-case "${sanitize^^}" in
-    ON | 1 | TRUE | YES) san_flags=("-fsanitize=address,undefined" -fno-omit-frame-pointer) ;;
-esac
+[[ -z $sanitize ]] || san_flags=("-fsanitize=$sanitize" -fno-omit-frame-pointer)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/attn-install-test.XXXXXX")
 cleanup() {
