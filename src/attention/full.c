@@ -65,15 +65,17 @@ static void score_gemm(const head_view *h, int64_t row0, int64_t rows, int64_t k
 
 /* ---- the softmax of one row --------------------------------------------------------------- */
 
-/* Largest score among the first n of row x after masking; -INFINITY when every key is masked;
- * NaN when a score is NaN. A masked key's score gets -INFINITY added, as PyTorch adds its mask:
- * exp then gives exactly 0, except that a NaN or +Inf score turns NaN and spreads to the row. */
+/* Largest score among the first n of row x after masking; -INFINITY when every key is masked.
+ * A masked key's score gets -INFINITY added, as PyTorch adds its mask: exp then gives exactly 0,
+ * except that a NaN or +Inf score turns NaN. A NaN among other scores spreads to the row through
+ * the sum of the exponentials; a row of NaN alone gives NaN here. */
 static float masked_max(float *x, int64_t n, const uint8_t *mask)
 {
     if (mask)
         for (int64_t j = 0; j < n; j++)
             x[j] = mask[j] ? x[j] - INFINITY : x[j];
-    return attn__max(x, n);
+    const float max = attn__max(x, n);
+    return max == -INFINITY && attn__has_nan(x, n) ? NAN : max;
 }
 
 /* x[j] = exp(x[j] - shift) for the first n entries and 0 for the rest up to width; returns the sum.

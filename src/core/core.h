@@ -140,8 +140,11 @@ void attn__relu(float *x, int64_t n);
 void attn__add(float *y, const float *x, int64_t n);
 /* x[i] *= a */
 void attn__scale(float *x, int64_t n, float a);
-/* Largest element (-INFINITY for n = 0); NaN when any element is NaN. */
+/* Largest element (-INFINITY for n = 0); NaN elements are skipped, so an all-NaN x gives
+ * -INFINITY too: callers for whom that matters ask attn__has_nan on that rare path. */
 float attn__max(const float *x, int64_t n);
+/* True when some element is NaN. */
+bool attn__has_nan(const float *x, int64_t n);
 /* x[i] = exp(x[i] - shift) (exactly 0 below e^-87.3, so exp(-inf) = 0); returns the sum. */
 float attn__exp_sum(float *x, int64_t n, float shift);
 /* Max-subtracted softmax in place. mask: n bytes, nonzero = ignore (its entry becomes 0), or NULL.

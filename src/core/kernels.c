@@ -100,17 +100,16 @@ enum { LANES = 16 };
 typedef float lanes_f __attribute__((vector_size(LANES * sizeof(float))));
 typedef int32_t lanes_i __attribute__((vector_size(LANES * sizeof(int32_t))));
 
-/* The larger of m and x, or NaN when either is NaN (a NaN, once taken, is never replaced). */
-ATTN_INLINE float max_nan(float m, float x) { return x > m || x != x ? x : m; }
-
-/* *acc = per lane max_nan(*acc, x[0 .. LANES)). Pointers rather than vector values: passing those
- * is ABI-dependent (-Wpsabi). */
+/* *acc = per lane the larger of *acc and x[0 .. LANES) (a NaN in x is skipped, as in the scalar
+ * loop: testing for NaN here too made the kernel three times longer and a softmax-bound forward
+ * 25 % slower; callers that must see NaN check the rare all-NaN case themselves). Pointers rather
+ * than vector values: passing those is ABI-dependent (-Wpsabi). */
 ATTN_INLINE void lanes_max(lanes_f *acc, const float *x)
 {
     lanes_f v;
     memcpy(&v, x, sizeof v);
-    const lanes_i take = (v > *acc) | (v != v);
-    *acc = (lanes_f)((take & (lanes_i)v) | (~take & (lanes_i)*acc));
+    const lanes_i gt = v > *acc;
+    *acc = (lanes_f)((gt & (lanes_i)v) | (~gt & (lanes_i)*acc));
 }
 
 ATTN_VECTOR_CLONES float attn__max(const float *x, int64_t n)
@@ -127,11 +126,11 @@ ATTN_VECTOR_CLONES float attn__max(const float *x, int64_t n)
         lanes_max(&acc[0], x + i);
     float m = -INFINITY;
     for (; i < n; i++)
-        m = max_nan(m, x[i]);
+        m = x[i] > m ? x[i] : m;
     for (int a = 1; a < 4; a++)
         lanes_max(&acc[0], (const float *)&acc[a]);
     for (int l = 0; l < LANES; l++)
-        m = max_nan(m, acc[0][l]);
+        m = acc[0][l] > m ? acc[0][l] : m;
     return m;
 }
 
@@ -164,16 +163,26 @@ ATTN_VECTOR_CLONES void attn__scale(float *x, int64_t n, float a)
         x[i] *= a;
 }
 
+bool attn__has_nan(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] != x[i])
+            return true;
+    return false;
+}
+
 void attn__softmax(float *x, int64_t n, const uint8_t *mask)
 {
     if (mask)
         for (int64_t i = 0; i < n; i++)
             x[i] = mask[i] ? -INFINITY : x[i];
     const float m = attn__max(x, n);
-    if (m == -INFINITY) { /* every entry masked: zeros, never NaN */
-        memset(x, 0, (size_t)n * sizeof *x);
+    if (m == -INFINITY) { /* every entry masked (zeros, never NaN), or NaN (the row turns NaN) */
+        const float fill = attn__has_nan(x, n) ? NAN : 0.0f;
+        for (int64_t i = 0; i < n; i++)
+            x[i] = fill;
         return;
     }
-    /* A NaN or +Inf entry makes m or the sum NaN, and so the whole row, as in PyTorch. */
+    /* Otherwise a NaN or +Inf entry makes the sum NaN, and so the whole row, as in PyTorch. */
     attn__scale(x, n, 1.0f / attn__exp_sum(x, n, m));
 }
