@@ -5,5 +5,6 @@
 #include "common.h"
 #include "rnn.h"
 #include "attention.h"
+#include "memory.h"
 
 #endif /* ATTN_ATTN_H */

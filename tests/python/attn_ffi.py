@@ -580,3 +580,76 @@ def run_tests(module_name="__main__", verbosity=2):
         line += ", %d skipped" % skipped
     print(line, flush=True)
     return 0 if not failed_ids and passed > 0 else 1
+
+
+# ---- memory.h (attn_memrnn) -------------------------------------------------------------------
+
+ATTN_ADDRESSING_DENSE = 0
+ATTN_ADDRESSING_SPARSE = 1
+
+
+class MemrnnOptions(ctypes.Structure):
+    """attn_memrnn_options, field for field (natural alignment, as RnnOptions)."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("input_size", c_int64),
+        ("output_size", c_int64),
+        ("controller_size", c_int64),
+        ("controller_layers", c_int64),
+        ("num_heads", c_int64),
+        ("memory_slots", c_int64),
+        ("memory_width", c_int64),
+        ("addressing", c_int32),
+        ("top_k", c_int64),
+        ("flags", c_uint32),
+    ]
+
+
+declare({
+    "attn_memrnn_options_init": (c_int32, [POINTER(MemrnnOptions)]),
+    "attn_memrnn_create": (c_int32, [POINTER(c_void_p), POINTER(MemrnnOptions)]),
+    "attn_memrnn_destroy": (None, [c_void_p]),
+    "attn_memrnn_params": (c_void_p, [c_void_p]),
+    "attn_memrnn_get_options": (c_int32, [c_void_p, POINTER(MemrnnOptions)]),
+    "attn_memrnn_forward": (c_int32, [c_void_p, c_void_p, c_int64, c_int64, _FLOAT_P, _FLOAT_P, _FLOAT_P,
+                                      _FLOAT_P]),
+    "attn_memrnn_cost": (c_int32, [c_void_p, c_int64, c_int64, POINTER(Cost)]),
+})
+
+
+class Memrnn(_Handle):
+    """An attn_memrnn handle. Keyword arguments are attn_memrnn_options fields."""
+
+    _destroy = "attn_memrnn_destroy"
+
+    def __init__(self, **options):
+        self.ptr = c_void_p()  # before anything can raise: __del__ closes it
+        o = MemrnnOptions()
+        check(lib.attn_memrnn_options_init(byref(o)))
+        for key, value in options.items():
+            if not hasattr(o, key):
+                raise TypeError("attn_memrnn_options has no field %r" % key)
+            setattr(o, key, int(value))
+        check(lib.attn_memrnn_create(byref(self.ptr), byref(o)))
+        self.options = MemrnnOptions()
+        check(lib.attn_memrnn_get_options(self.ptr, byref(self.options)))
+        self.params = Params(lib.attn_memrnn_params(self.ptr), owner=self)
+
+    def forward(self, x, want_read_weights=True, want_memory=True, ws=None):
+        """x [B,T,in] -> (y [B,T,out], read_weights [B,T,R,N] or None, memory [B,N,W] or None)."""
+        o = self.options
+        x = f32(x)
+        batch, seq_len = x.shape[0], x.shape[1]
+        y = np.empty((batch, seq_len, o.output_size), dtype=np.float32)
+        rw = (np.empty((batch, seq_len, o.num_heads, o.memory_slots), dtype=np.float32)
+              if want_read_weights else None)
+        mem = np.empty((batch, o.memory_slots, o.memory_width), dtype=np.float32) if want_memory else None
+        check(lib.attn_memrnn_forward(self.ptr, None if ws is None else ws.ptr, batch, seq_len, fptr(x), fptr(y),
+                                      fptr(rw), fptr(mem)))
+        return y, rw, mem
+
+    def cost(self, batch, seq_len):
+        c = Cost()
+        check(lib.attn_memrnn_cost(self.ptr, batch, seq_len, byref(c)))
+        return c

@@ -1,0 +1,575 @@
+/* attn_memrnn: the Neural Turing Machine of loudinthecloud/pytorch-ntm (EncapsulatedNTM): an LSTM
+ * controller, num_heads pairs of (read, write) heads on a memory of N slots x W per batch element,
+ * dense or top-k sparse addressing (docs/memory.md).
+ *
+ * Shape of one step over the whole batch: the controller (one GEMM per layer and operand), one GEMM
+ * per head for its parameters o = fc(c), then per head pair and batch element one GEMM of the
+ * memory against the pair's two keys (read_i and write_i see the same memory), the O(N) addressing,
+ * the read (a GEMM; SPARSE: top_k rows) and the write (N rows; SPARSE: top_k rows). Slot norms are
+ * computed once from mem_bias and then kept up to date by the write loop itself, so the similarity
+ * never recomputes them. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/memory.h"
+#include "core/core.h"
+
+static const size_t first_options_size = sizeof(attn_memrnn_options);
+
+/* Indices into the params registry. */
+typedef struct mem_tensors {
+    int64_t *w_ih, *w_hh, *b_ih, *b_hh; /* [L] each */
+    int64_t *head_w, *head_b;           /* [2R]: read0, write0, read1, ... */
+    int64_t *read_bias;                 /* [R] */
+    int64_t h_bias, c_bias, fc_w, fc_b, mem_bias;
+} mem_tensors;
+
+struct attn_memrnn {
+    attn_memrnn_options opt;
+    attn_params *params;
+    mem_tensors t;
+    int64_t *indices;  /* storage of the per-layer and per-head index arrays of t */
+    int64_t ctrl_in;   /* controller input: input_size + R*W */
+    int64_t fc_in;     /* output layer input: C + R*W */
+    int64_t heads_len; /* R * ((W + 6) + (3W + 6)): one batch row of every head's fc output */
+    int64_t kept;      /* slots each head reads and writes: N, or top_k when SPARSE with top_k < N */
+};
+
+/* Scratch layout of one forward call; byte offsets into the workspace. */
+typedef struct mem_plan {
+    attn_ws_plan ws;
+    size_t memory;  /* [B, N, W] */
+    size_t norms;   /* [B, N]: ||M_i|| of the current memory */
+    size_t weights; /* [B, 2R, N]: each head's last weighting */
+    size_t h, c;    /* [L, B, C] controller state */
+    size_t gates;   /* [B, 4C] */
+    size_t reads;   /* [B, R*W]: the reads of the current (then previous) step */
+    size_t heads;   /* [B, heads_len] */
+    size_t dots;    /* [N, 2]: memory rows against a pair's two keys */
+    size_t tmp;     /* [N] addressing scratch */
+    size_t top;     /* [kept] int64 slot indices (SPARSE with top_k < N only) */
+} mem_plan;
+
+attn_status attn_memrnn_options_init(attn_memrnn_options *options)
+{
+    if (!options)
+        return attn__fail(ATTN_E_INVALID_ARG, "attn_memrnn_options_init: options is NULL");
+    memset(options, 0, sizeof *options);
+    options->struct_size = sizeof *options;
+    options->controller_layers = 1;
+    options->num_heads = 1;
+    options->addressing = ATTN_ADDRESSING_DENSE;
+    return ATTN_OK;
+}
+
+static attn_status check_range(const char *name, int64_t v, int64_t lo, int64_t hi)
+{
+    if (v < lo || v > hi)
+        return attn__fail(ATTN_E_INVALID_ARG, "attn_memrnn_create: %s must be in %lld..%lld (got %lld)", name,
+                          (long long)lo, (long long)hi, (long long)v);
+    return ATTN_OK;
+}
+
+/* Validates the options and derives the sizes every product uses; each stays within BLAS's 32-bit
+ * indices. */
+static attn_status validate_options(const attn_memrnn_options *o, attn_memrnn *m)
+{
+    const int64_t max_dim = INT32_MAX / 8;
+    attn_status st;
+    if ((st = check_range("input_size", o->input_size, 1, max_dim)) ||
+        (st = check_range("output_size", o->output_size, 1, max_dim)) ||
+        (st = check_range("controller_size", o->controller_size, 1, max_dim)) ||
+        (st = check_range("controller_layers", o->controller_layers, 1, 1 << 16)) ||
+        (st = check_range("num_heads", o->num_heads, 1, 1 << 16)) ||
+        (st = check_range("memory_slots", o->memory_slots, 1, max_dim)) ||
+        (st = check_range("memory_width", o->memory_width, 1, max_dim)) ||
+        (st = check_range("addressing", o->addressing, ATTN_ADDRESSING_DENSE, ATTN_ADDRESSING_SPARSE)) ||
+        (st = check_range("top_k", o->top_k, o->addressing == ATTN_ADDRESSING_SPARSE ? 1 : 0, INT64_MAX)))
+        return st;
+    int64_t rw, head_row, slots;
+    if (!attn__mul(o->num_heads, o->memory_width, &rw) || !attn__fits_blas_int(m->ctrl_in = o->input_size + rw) ||
+        !attn__fits_blas_int(m->fc_in = o->controller_size + rw) ||
+        !attn__mul(o->num_heads, 4 * o->memory_width + 12, &head_row) || !attn__fits_blas_int(head_row) ||
+        !attn__mul(o->memory_slots, o->memory_width, &slots))
+        return attn__fail(ATTN_E_SHAPE, "attn_memrnn_create: num_heads %lld x memory_width %lld (with input_size "
+                          "%lld, controller_size %lld) is beyond the 32-bit index range of BLAS", (long long)o->num_heads,
+                          (long long)o->memory_width, (long long)o->input_size, (long long)o->controller_size);
+    m->heads_len = head_row;
+    m->kept = o->addressing == ATTN_ADDRESSING_SPARSE && o->top_k < o->memory_slots ? o->top_k : o->memory_slots;
+    return ATTN_OK;
+}
+
+/* Tensors in EncapsulatedNTM's state_dict order, with pytorch-ntm's reset_parameters laws. */
+static attn_status declare_tensors(attn_memrnn *m)
+{
+    const attn_memrnn_options *o = &m->opt;
+    const int64_t c = o->controller_size, w = o->memory_width, layers = o->controller_layers;
+    const int64_t r = o->num_heads;
+    attn_params *p = m->params;
+    char name[96];
+    attn_status st;
+    for (int64_t i = 0; i < r; i++) { /* NTM buffer: randn(1, W) * 0.01 */
+        snprintf(name, sizeof name, "ntm.read%lld_bias", (long long)i);
+        if ((st = attn__params_add(p, name, 2, (int64_t[]){1, w}, ATTN_INIT_NORMAL, 0.01f, &m->t.read_bias[i])))
+            return st;
+    }
+    /* LSTMController: randn(layers, 1, C) * 0.05 initial states; LSTM weights U(+-5/sqrt(in + C)),
+     * biases 0. */
+    if ((st = attn__params_add(p, "ntm.controller.lstm_h_bias", 3, (int64_t[]){layers, 1, c}, ATTN_INIT_NORMAL,
+                               0.05f, &m->t.h_bias)) ||
+        (st = attn__params_add(p, "ntm.controller.lstm_c_bias", 3, (int64_t[]){layers, 1, c}, ATTN_INIT_NORMAL,
+                               0.05f, &m->t.c_bias)))
+        return st;
+    const float lstm_bound = 5.0f / sqrtf((float)(m->ctrl_in + c));
+    for (int64_t l = 0; l < layers; l++) {
+        const int64_t in = l ? c : m->ctrl_in;
+        const struct { const char *fmt; int64_t ndim, d0, d1; attn_init_law law; float a; int64_t *index; } t[] = {
+            {"ntm.controller.lstm.weight_ih_l%lld", 2, 4 * c, in, ATTN_INIT_UNIFORM, lstm_bound, &m->t.w_ih[l]},
+            {"ntm.controller.lstm.weight_hh_l%lld", 2, 4 * c, c, ATTN_INIT_UNIFORM, lstm_bound, &m->t.w_hh[l]},
+            {"ntm.controller.lstm.bias_ih_l%lld", 1, 4 * c, 0, ATTN_INIT_CONSTANT, 0.0f, &m->t.b_ih[l]},
+            {"ntm.controller.lstm.bias_hh_l%lld", 1, 4 * c, 0, ATTN_INIT_CONSTANT, 0.0f, &m->t.b_hh[l]},
+        };
+        for (size_t k = 0; k < sizeof t / sizeof *t; k++) {
+            snprintf(name, sizeof name, t[k].fmt, (long long)l);
+            if ((st = attn__params_add(p, name, t[k].ndim, (int64_t[]){t[k].d0, t[k].d1}, t[k].law, t[k].a,
+                                       t[k].index)))
+                return st;
+        }
+    }
+    /* Heads: xavier_uniform(gain 1.4) weights, N(0, 0.01^2) biases. */
+    for (int64_t j = 0; j < 2 * r; j++) {
+        const bool write = j % 2;
+        const int64_t len = write ? 3 * w + 6 : w + 6;
+        const float bound = 1.4f * sqrtf(6.0f / (float)(c + len));
+        snprintf(name, sizeof name, "ntm.heads.%lld.fc_%s.weight", (long long)j, write ? "write" : "read");
+        if ((st = attn__params_add(p, name, 2, (int64_t[]){len, c}, ATTN_INIT_UNIFORM, bound, &m->t.head_w[j])))
+            return st;
+        snprintf(name, sizeof name, "ntm.heads.%lld.fc_%s.bias", (long long)j, write ? "write" : "read");
+        if ((st = attn__params_add(p, name, 1, (int64_t[]){len}, ATTN_INIT_NORMAL, 0.01f, &m->t.head_b[j])))
+            return st;
+    }
+    /* Output layer: xavier_uniform(gain 1), N(0, 0.01^2) bias. Memory bias: U(+-1/sqrt(N + W)). */
+    if ((st = attn__params_add(p, "ntm.fc.weight", 2, (int64_t[]){o->output_size, m->fc_in}, ATTN_INIT_UNIFORM,
+                               sqrtf(6.0f / (float)(m->fc_in + o->output_size)), &m->t.fc_w)) ||
+        (st = attn__params_add(p, "ntm.fc.bias", 1, (int64_t[]){o->output_size}, ATTN_INIT_NORMAL, 0.01f,
+                               &m->t.fc_b)) ||
+        (st = attn__params_add(p, "memory.mem_bias", 2, (int64_t[]){o->memory_slots, w}, ATTN_INIT_UNIFORM,
+                               1.0f / sqrtf((float)(o->memory_slots + w)), &m->t.mem_bias)) ||
+        (st = attn__params_alias(p, "ntm.memory.mem_bias", m->t.mem_bias)))
+        return st;
+    for (int64_t j = 0; j < 2 * r; j++) {
+        snprintf(name, sizeof name, "ntm.heads.%lld.memory.mem_bias", (long long)j);
+        if ((st = attn__params_alias(p, name, m->t.mem_bias)))
+            return st;
+    }
+    return ATTN_OK;
+}
+
+void attn_memrnn_destroy(attn_memrnn *memrnn)
+{
+    if (!memrnn)
+        return;
+    attn__params_destroy(memrnn->params);
+    free(memrnn->indices);
+    attn__free(memrnn);
+}
+
+attn_status attn_memrnn_create(attn_memrnn **out, const attn_memrnn_options *options)
+{
+    static const char fn[] = "attn_memrnn_create";
+    if (!out)
+        return attn__fail(ATTN_E_INVALID_ARG, "%s: out is NULL", fn);
+    *out = NULL;
+    attn_memrnn_options o;
+    attn_memrnn_options_init(&o);
+    attn_memrnn shape = {0};
+    attn_status st = attn__options_read(fn, &o, sizeof o, first_options_size, offsetof(attn_memrnn_options, flags),
+                                        options);
+    if (st || (st = validate_options(&o, &shape)))
+        return st;
+    attn_memrnn *m = attn__calloc(sizeof *m);
+    const int64_t layers = o.controller_layers, r = o.num_heads;
+    int64_t *idx = calloc((size_t)(4 * layers + 5 * r), sizeof *idx);
+    if (!m || !idx) {
+        attn__free(m);
+        free(idx);
+        return attn__fail(ATTN_E_NOMEM, "%s: out of memory", fn);
+    }
+    *m = shape;
+    m->opt = o;
+    m->indices = idx;
+    m->t.w_ih = idx, m->t.w_hh = idx + layers, m->t.b_ih = idx + 2 * layers, m->t.b_hh = idx + 3 * layers;
+    m->t.head_w = idx + 4 * layers, m->t.head_b = idx + 4 * layers + 2 * r;
+    m->t.read_bias = idx + 4 * layers + 4 * r;
+    if ((st = attn__params_create(&m->params, fn)) || (st = declare_tensors(m)) ||
+        (st = attn__params_finalize(m->params))) {
+        attn_memrnn_destroy(m);
+        return st;
+    }
+    *out = m;
+    return ATTN_OK;
+}
+
+attn_params *attn_memrnn_params(attn_memrnn *memrnn) { return memrnn ? memrnn->params : NULL; }
+
+attn_status attn_memrnn_get_options(const attn_memrnn *memrnn, attn_memrnn_options *out)
+{
+    if (!memrnn || !out)
+        return attn__fail(ATTN_E_INVALID_ARG, "attn_memrnn_get_options: %s is NULL", memrnn ? "out" : "memrnn");
+    *out = memrnn->opt;
+    return ATTN_OK;
+}
+
+/* ---- validation, plan, cost ------------------------------------------------------------------ */
+
+static mem_plan make_plan(const attn_memrnn *m, int64_t batch)
+{
+    const attn_memrnn_options *o = &m->opt;
+    const int64_t f = sizeof(float), n = o->memory_slots, c = o->controller_size;
+    mem_plan p = {0};
+    p.memory = attn__plan_take(&p.ws, f, batch, n, o->memory_width);
+    p.norms = attn__plan_take(&p.ws, f, batch, n, 1);
+    p.weights = attn__plan_take(&p.ws, f, batch, 2 * o->num_heads, n);
+    p.h = attn__plan_take(&p.ws, f, o->controller_layers, batch, c);
+    p.c = attn__plan_take(&p.ws, f, o->controller_layers, batch, c);
+    p.gates = attn__plan_take(&p.ws, f, batch, 4, c);
+    p.reads = attn__plan_take(&p.ws, f, batch, o->num_heads, o->memory_width);
+    p.heads = attn__plan_take(&p.ws, f, batch, m->heads_len, 1);
+    p.dots = attn__plan_take(&p.ws, f, n, 2, 1);
+    p.tmp = attn__plan_take(&p.ws, f, n, 1, 1);
+    if (m->kept < n)
+        p.top = attn__plan_take(&p.ws, sizeof(int64_t), m->kept, 1, 1);
+    return p;
+}
+
+/* FLOPs of forward per (batch element, step), in double (see docs/memory.md). */
+static double step_flops(const attn_memrnn *m)
+{
+    const attn_memrnn_options *o = &m->opt;
+    const double c = (double)o->controller_size, w = (double)o->memory_width, r = (double)o->num_heads;
+    const double n = (double)o->memory_slots, kept = (double)m->kept;
+    double flops = 2.0 * 4.0 * c * ((double)m->ctrl_in + c); /* layer 0: W_ih and W_hh */
+    flops += (double)(o->controller_layers - 1) * 2.0 * 4.0 * c * (2.0 * c);
+    flops += 2.0 * c * (double)m->heads_len;         /* every head's fc */
+    flops += 2.0 * (double)o->output_size * (double)m->fc_in; /* output layer */
+    flops += r * (2.0 * 2.0 * n * w);                 /* similarity of each pair's two keys */
+    flops += r * (2.0 * kept * w);                    /* reads */
+    flops += r * (4.0 * kept * w);                    /* writes: erase and add */
+    return flops;
+}
+
+/* Everything forward and cost check before any work, so that both accept and reject exactly the
+ * same shapes. */
+static attn_status prepare(const char *fn, const attn_memrnn *m, int64_t batch, int64_t seq_len, mem_plan *plan)
+{
+    if (!m)
+        return attn__fail(ATTN_E_INVALID_ARG, "%s: memrnn is NULL", fn);
+    if (batch < 1)
+        return attn__fail(ATTN_E_SHAPE, "%s: batch must be > 0 (got %lld)", fn, (long long)batch);
+    if (seq_len < 1)
+        return attn__fail(ATTN_E_SHAPE, "%s: seq_len must be > 0 (got %lld)", fn, (long long)seq_len);
+    const attn_memrnn_options *o = &m->opt;
+    int64_t ldx, ldy, bytes;
+    if (!attn__fits_blas_int(batch) || !attn__mul(seq_len, o->input_size, &ldx) || !attn__fits_blas_int(ldx) ||
+        !attn__mul(seq_len, o->output_size, &ldy) || !attn__fits_blas_int(ldy) ||
+        !attn__mul3(batch, ldx, sizeof(float), &bytes) || !attn__mul3(batch, ldy, sizeof(float), &bytes) ||
+        !attn__mul3(batch, seq_len, o->num_heads, &bytes) || !attn__mul3(bytes, o->memory_slots, sizeof(float), &bytes))
+        return attn__fail(ATTN_E_SHAPE, "%s: batch %lld x seq_len %lld is beyond the 32-bit index range of BLAS or "
+                          "its tensors have more bytes than int64 can count", fn, (long long)batch, (long long)seq_len);
+    if (step_flops(m) * (double)batch * (double)seq_len > 9.0e18)
+        return attn__fail(ATTN_E_SHAPE, "%s: the FLOP count of batch %lld x seq_len %lld overflows int64", fn,
+                          (long long)batch, (long long)seq_len);
+    *plan = make_plan(m, batch);
+    if (plan->ws.overflow)
+        return attn__fail(ATTN_E_SHAPE, "%s: batch %lld needs a workspace larger than the address space", fn,
+                          (long long)batch);
+    return ATTN_OK;
+}
+
+attn_status attn_memrnn_cost(const attn_memrnn *memrnn, int64_t batch, int64_t seq_len, attn_cost *out)
+{
+    static const char fn[] = "attn_memrnn_cost";
+    mem_plan plan;
+    attn_status st = prepare(fn, memrnn, batch, seq_len, &plan);
+    if (st)
+        return st;
+    if (!out)
+        return attn__fail(ATTN_E_INVALID_ARG, "%s: out is NULL", fn);
+    out->params = attn__params_total(memrnn->params);
+    out->flops = (int64_t)(step_flops(memrnn) * (double)batch * (double)seq_len);
+    out->workspace_bytes = (int64_t)plan.ws.bytes;
+    return ATTN_OK;
+}
+
+/* ---- the step ------------------------------------------------------------------------------- */
+
+/* y[rows, n] = bias broadcast to every row (ld = ldy). */
+static void fill_rows(float *y, int64_t rows, int64_t n, int64_t ldy, const float *bias)
+{
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(y + r * ldy, bias, (size_t)n * sizeof *y);
+}
+
+/* PyTorch's softplus (beta 1, threshold 20). */
+static float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+/* One step of an LSTM layer over the batch, PyTorch gate order i, f, g, o: gates = x1 W1^T (+ x2 W2^T:
+ * the second block of W_ih's columns) + h W_hh^T + b_ih + b_hh; then c, h updated in place.
+ * TO BE REPLACED by the shared LSTM cell of src/core/ once the RNN family exposes one (this is the
+ * cell of src/rnn/rnn.c restated; the public attn_rnn cannot run on weights it does not own). */
+static void lstm_layer_step(int64_t batch, int64_t hidden, const float *x1, int64_t n1, int64_t ldx1,
+                            const float *x2, int64_t n2, const float *w_ih, const float *w_hh, const float *b_ih,
+                            const float *b_hh, float *gates, float *h, float *c)
+{
+    const int64_t gh = 4 * hidden, in = n1 + n2;
+    fill_rows(gates, batch, gh, gh, b_ih);
+    for (int64_t b = 0; b < batch; b++)
+        attn__add(gates + b * gh, b_hh, gh);
+    attn__sgemm(false, true, batch, gh, n1, 1.0f, x1, ldx1, w_ih, in, 1.0f, gates, gh);
+    if (n2)
+        attn__sgemm(false, true, batch, gh, n2, 1.0f, x2, n2, w_ih + n1, in, 1.0f, gates, gh);
+    attn__sgemm(false, true, batch, gh, hidden, 1.0f, h, hidden, w_hh, hidden, 1.0f, gates, gh);
+    for (int64_t b = 0; b < batch; b++) {
+        float *g = gates + b * gh, *cb = c + b * hidden, *hb = h + b * hidden;
+        attn__sigmoid(g, 2 * hidden);
+        attn__tanh(g + 2 * hidden, hidden);
+        attn__sigmoid(g + 3 * hidden, hidden);
+        for (int64_t j = 0; j < hidden; j++) {
+            cb[j] = g[hidden + j] * cb[j] + g[j] * g[2 * hidden + j];
+            g[j] = cb[j];
+        }
+        attn__tanh(g, hidden);
+        for (int64_t j = 0; j < hidden; j++)
+            hb[j] = g[3 * hidden + j] * g[j];
+    }
+}
+
+/* True when slot a's weight ranks before slot b's: larger, or equal with the lower index. */
+static bool ranks_before(const float *w, int64_t a, int64_t b) { return w[a] > w[b] || (w[a] == w[b] && a < b); }
+
+static void sift_down(const float *w, int64_t *heap, int64_t size, int64_t i)
+{
+    for (;;) {
+        int64_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < size && ranks_before(w, heap[worst], heap[l]))
+            worst = l;
+        if (r < size && ranks_before(w, heap[worst], heap[r]))
+            worst = r;
+        if (worst == i)
+            return;
+        const int64_t t = heap[i];
+        heap[i] = heap[worst];
+        heap[worst] = t;
+        i = worst;
+    }
+}
+
+static int compare_index(const void *a, const void *b)
+{
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* SPARSE: top[0..k) = the k slots of largest weight in increasing slot order; w keeps only those,
+ * divided by their sum (+ 1e-16, as the sharpening), and is 0 elsewhere. `kept` scratch of k floats. */
+static void keep_top_k(float *w, int64_t n, int64_t k, int64_t *top, float *kept)
+{
+    /* A heap of the k best so far with the weakest at the root. */
+    for (int64_t i = 0; i < n; i++) {
+        if (i < k) {
+            top[i] = i;
+            if (i == k - 1)
+                for (int64_t j = k / 2 - 1; j >= 0; j--)
+                    sift_down(w, top, k, j);
+        } else if (ranks_before(w, i, top[0])) {
+            top[0] = i;
+            sift_down(w, top, k, 0);
+        }
+    }
+    qsort(top, (size_t)k, sizeof *top, compare_index);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < k; j++)
+        sum += kept[j] = w[top[j]];
+    memset(w, 0, (size_t)n * sizeof *w);
+    for (int64_t j = 0; j < k; j++)
+        w[top[j]] = kept[j] / (sum + 1e-16f);
+}
+
+/* The addressing of one head for one batch element (section 3.3 of the NTM paper as pytorch-ntm
+ * computes it). o: the head's fc output (k, beta, g, s[3], gamma, ...); dots[i * 2]: M_i . k;
+ * norms: ||M_i||; w: in, the previous weighting; out, the new one. tmp: N floats. */
+static void address(int64_t n, int64_t width, const float *o, const float *dots, const float *norms, float *w,
+                    float *tmp)
+{
+    float key_norm = 0.0f;
+    for (int64_t j = 0; j < width; j++)
+        key_norm += o[j] * o[j];
+    key_norm = fmaxf(sqrtf(key_norm), 1e-8f);
+    const float beta = softplus(o[width]), g = 1.0f / (1.0f + expf(-o[width + 1]));
+    const float gamma = 1.0f + softplus(o[width + 5]);
+    float s[3] = {o[width + 2], o[width + 3], o[width + 4]};
+    attn__softmax(s, 3, NULL);
+    /* content: softmax_i(beta * cos(k, M_i)), each norm clamped at 1e-8 (F.cosine_similarity) */
+    for (int64_t i = 0; i < n; i++)
+        tmp[i] = beta * (dots[2 * i] / (key_norm * fmaxf(norms[i], 1e-8f)));
+    attn__softmax(tmp, n, NULL);
+    /* interpolation with the previous weighting */
+    for (int64_t i = 0; i < n; i++)
+        tmp[i] = g * tmp[i] + (1.0f - g) * w[i];
+    /* circular shift: w_i = s0 w_{i-1} + s1 w_i + s2 w_{i+1}, then sharpening */
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        const float prev = tmp[i ? i - 1 : n - 1], next = tmp[i + 1 < n ? i + 1 : 0];
+        const float shifted = s[0] * prev + s[1] * tmp[i] + s[2] * next;
+        sum += w[i] = powf(shifted, gamma);
+    }
+    const float denom = sum + 1e-16f;
+    for (int64_t i = 0; i < n; i++)
+        w[i] /= denom;
+}
+
+/* norms[i] = ||M_i|| for the n rows of mem (n x width). */
+static void row_norms(const float *mem, int64_t n, int64_t width, float *norms)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int64_t c = 0; c < width; c++)
+            s += mem[i * width + c] * mem[i * width + c];
+        norms[i] = sqrtf(s);
+    }
+}
+
+attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, int64_t batch, int64_t seq_len,
+                                const float *x, float *y, float *read_weights, float *memory_out)
+{
+    static const char fn[] = "attn_memrnn_forward";
+    mem_plan plan;
+    attn_status st = prepare(fn, memrnn, batch, seq_len, &plan);
+    if (st)
+        return st;
+    if (!x || !y)
+        return attn__fail(ATTN_E_INVALID_ARG, "%s: %s is NULL", fn, x ? "y" : "x");
+    const attn_memrnn *m = memrnn;
+    const attn_memrnn_options *o = &m->opt;
+    const int64_t n = o->memory_slots, w = o->memory_width, r = o->num_heads, c = o->controller_size;
+    const int64_t layers = o->controller_layers, in = o->input_size, out = o->output_size;
+    const int64_t kept = m->kept, hl = m->heads_len;
+    const bool sparse = kept < n;
+    const size_t f = sizeof(float), rows = (size_t)(batch * seq_len);
+    const attn_buffer inputs[] = {{"x", x, rows * (size_t)in * f}};
+    const attn_buffer outputs[] = {{"y", y, rows * (size_t)out * f},
+                                   {"read_weights", read_weights, rows * (size_t)(r * n) * f},
+                                   {"memory_out", memory_out, (size_t)batch * (size_t)(n * w) * f}};
+    if ((st = attn__check_aliasing(fn, inputs, 1, outputs, 3)))
+        return st;
+
+    attn_workspace local = {0};
+    char *base;
+    if ((st = attn__workspace_reserve(fn, ws, &local, plan.ws.bytes, &base)))
+        return st;
+    const attn_params *p = m->params;
+    float *mem = (float *)(base + plan.memory), *norms = (float *)(base + plan.norms);
+    float *weights = (float *)(base + plan.weights), *hs = (float *)(base + plan.h), *cs = (float *)(base + plan.c);
+    float *gates = (float *)(base + plan.gates), *reads = (float *)(base + plan.reads);
+    float *heads = (float *)(base + plan.heads), *dots = (float *)(base + plan.dots);
+    float *tmp = (float *)(base + plan.tmp);
+    int64_t *top = sparse ? (int64_t *)(base + plan.top) : NULL;
+
+    /* Initial state. */
+    const float *mem_bias = attn__params_cdata(p, m->t.mem_bias);
+    row_norms(mem_bias, n, w, norms);
+    for (int64_t b = 0; b < batch; b++) {
+        memcpy(mem + b * n * w, mem_bias, (size_t)(n * w) * f);
+        if (b)
+            memcpy(norms + b * n, norms, (size_t)n * f);
+        for (int64_t i = 0; i < r; i++)
+            memcpy(reads + (b * r + i) * w, attn__params_cdata(p, m->t.read_bias[i]), (size_t)w * f);
+    }
+    memset(weights, 0, (size_t)(batch * 2 * r * n) * f);
+    for (int64_t l = 0; l < layers; l++) {
+        fill_rows(hs + l * batch * c, batch, c, c, attn__params_cdata(p, m->t.h_bias) + l * c);
+        fill_rows(cs + l * batch * c, batch, c, c, attn__params_cdata(p, m->t.c_bias) + l * c);
+    }
+    const float *top_h = hs + (layers - 1) * batch * c;
+
+    for (int64_t t = 0; t < seq_len; t++) {
+        /* Controller: input [x_t, r_{t-1}], the two column blocks of W_ih multiplied separately. */
+        for (int64_t l = 0; l < layers; l++) {
+            const float *w_ih = attn__params_cdata(p, m->t.w_ih[l]), *w_hh = attn__params_cdata(p, m->t.w_hh[l]);
+            const float *b_ih = attn__params_cdata(p, m->t.b_ih[l]), *b_hh = attn__params_cdata(p, m->t.b_hh[l]);
+            if (l == 0)
+                lstm_layer_step(batch, c, x + t * in, in, seq_len * in, reads, r * w, w_ih, w_hh, b_ih, b_hh, gates,
+                                hs, cs);
+            else
+                lstm_layer_step(batch, c, hs + (l - 1) * batch * c, c, c, NULL, 0, w_ih, w_hh, b_ih, b_hh, gates,
+                                hs + l * batch * c, cs + l * batch * c);
+        }
+        /* Every head's parameters from the controller output. */
+        for (int64_t j = 0, off = 0; j < 2 * r; off += j % 2 ? 3 * w + 6 : w + 6, j++) {
+            const int64_t len = j % 2 ? 3 * w + 6 : w + 6;
+            fill_rows(heads + off, batch, len, hl, attn__params_cdata(p, m->t.head_b[j]));
+            attn__sgemm(false, true, batch, len, c, 1.0f, top_h, c, attn__params_cdata(p, m->t.head_w[j]), c, 1.0f,
+                        heads + off, hl);
+            if (j % 2)
+                for (int64_t b = 0; b < batch; b++)
+                    attn__sigmoid(heads + b * hl + off + w + 6, w); /* erase vector e */
+        }
+        /* Head pairs in order: read_i then write_i, both against the memory the pairs before left. */
+        for (int64_t i = 0; i < r; i++) {
+            const int64_t off_read = i * (4 * w + 12), off_write = off_read + w + 6;
+            for (int64_t b = 0; b < batch; b++) {
+                float *mb = mem + b * n * w, *nb = norms + b * n;
+                const float *o_read = heads + b * hl + off_read, *o_write = heads + b * hl + off_write;
+                float *w_read = weights + (b * 2 * r + 2 * i) * n, *w_write = w_read + n;
+                attn__sgemm(false, true, n, 2, w, 1.0f, mb, w, o_read, w + 6, 0.0f, dots, 2);
+
+                address(n, w, o_read, dots, nb, w_read, tmp);
+                float *rb = reads + (b * r + i) * w;
+                if (sparse) {
+                    keep_top_k(w_read, n, kept, top, tmp);
+                    memset(rb, 0, (size_t)w * f);
+                    for (int64_t j = 0; j < kept; j++) {
+                        const float wi = w_read[top[j]];
+                        const float *row = mb + top[j] * w;
+                        for (int64_t col = 0; col < w; col++)
+                            rb[col] += wi * row[col];
+                    }
+                } else {
+                    attn__sgemm(false, false, 1, w, n, 1.0f, w_read, n, mb, w, 0.0f, rb, w);
+                }
+                if (read_weights)
+                    memcpy(read_weights + ((b * seq_len + t) * r + i) * n, w_read, (size_t)n * f);
+
+                address(n, w, o_write, dots + 1, nb, w_write, tmp);
+                if (sparse)
+                    keep_top_k(w_write, n, kept, top, tmp);
+                const float *e = o_write + w + 6, *a = o_write + 2 * w + 6;
+                for (int64_t j = 0; j < kept; j++) { /* the written rows and their new norms */
+                    const int64_t row = sparse ? top[j] : j;
+                    const float wi = w_write[row];
+                    float *mr = mb + row * w, sq = 0.0f;
+                    for (int64_t col = 0; col < w; col++) {
+                        const float v = mr[col] * (1.0f - wi * e[col]) + wi * a[col];
+                        mr[col] = v;
+                        sq += v * v;
+                    }
+                    nb[row] = sqrtf(sq);
+                }
+            }
+        }
+        /* Output: sigmoid(fc([c, r_0 .. r_{R-1}])). */
+        float *yt = y + t * out;
+        const float *fc_w = attn__params_cdata(p, m->t.fc_w);
+        fill_rows(yt, batch, out, seq_len * out, attn__params_cdata(p, m->t.fc_b));
+        attn__sgemm(false, true, batch, out, c, 1.0f, top_h, c, fc_w, m->fc_in, 1.0f, yt, seq_len * out);
+        attn__sgemm(false, true, batch, out, r * w, 1.0f, reads, r * w, fc_w + c, m->fc_in, 1.0f, yt, seq_len * out);
+        for (int64_t b = 0; b < batch; b++)
+            attn__sigmoid(yt + b * seq_len * out, out);
+    }
+    if (memory_out)
+        memcpy(memory_out, mem, (size_t)batch * (size_t)(n * w) * f);
+    attn__workspace_release(&local);
+    return ATTN_OK;
+}
