@@ -332,6 +332,8 @@ static const bench_group groups[] = {
     {"rnn", "Elman/LSTM/GRU, dense and low-rank recurrence, vs sgemm, PyTorch and oneDNN", bench_rnn},
     {"attention", "multi-head attention vs N: FULL (materialize, streaming), Linformer, Nystrom, vs sgemm and PyTorch",
      bench_attention},
+    {"memory", "NTM (memory RNN) vs memory size, DENSE vs SPARSE; recurrent capacity at equal state size",
+     bench_memory},
 };
 enum { N_GROUPS = sizeof groups / sizeof groups[0] };
 

@@ -24,6 +24,13 @@ void ref_rnn_tensor_name(char *buf, size_t size, const char *base, int64_t layer
     snprintf(buf, size, "%s_l%lld%s%s", base, (long long)layer, suffix, direction ? "_reverse" : "");
 }
 
+void ref_rnn_kron_name(char *buf, size_t size, int64_t layer, int64_t factor, int64_t direction)
+{
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "_kron%lld", (long long)factor);
+    ref_rnn_tensor_name(buf, size, "weight_hh", layer, suffix, direction);
+}
+
 void ref_matmul(int64_t n, int64_t p, int64_t k, const double *a, int64_t lda, const double *b, int64_t ldb,
                 double *c, int64_t ldc)
 {
@@ -54,10 +61,57 @@ double *ref_params_get_f64(const attn_params *p, const char *name, int64_t expec
     return d;
 }
 
+void ref_kron(int64_t ra, int64_t ca, const double *a, int64_t rb, int64_t cb, const double *b, double *c)
+{
+    for (int64_t i = 0; i < ra; i++)
+        for (int64_t j = 0; j < ca; j++)
+            for (int64_t k = 0; k < rb; k++)
+                for (int64_t l = 0; l < cb; l++)
+                    c[(i * rb + k) * (ca * cb) + j * cb + l] = a[i * ca + j] * b[k * cb + l];
+}
+
+/* KRONECKER: W_hh (G*H, H) with gate block g = K_{g,0} (x) ... (x) K_{g,F-1}, from the tensors
+ * weight_hh_l{l}_kron{f}[_reverse] (G, p_f, p_f). NULL when a tensor is missing. */
+static double *kronecker_matrix(const attn_params *p, const attn_rnn_options *o, int64_t layer, int64_t dir)
+{
+    const int64_t G = ref_rnn_gates(o->cell), H = o->hidden_size;
+    double *w = malloc((size_t)(G * H * H) * sizeof *w), *acc = malloc((size_t)(H * H) * sizeof *acc);
+    double *next = malloc((size_t)(H * H) * sizeof *next);
+    double *factors[ATTN_RNN_MAX_FACTORS] = {NULL};
+    int ok = w && acc && next;
+    for (int64_t f = 0; ok && f < o->num_factors; f++) {
+        char name[128];
+        ref_rnn_kron_name(name, sizeof name, layer, f, dir);
+        const int64_t pf = o->factor_sizes[f];
+        ok = (factors[f] = ref_params_get_f64(p, name, G * pf * pf)) != NULL;
+    }
+    for (int64_t g = 0; ok && g < G; g++) {
+        int64_t n = 1; /* acc is n x n: the product of the first factors */
+        acc[0] = 1.0;
+        for (int64_t f = 0; f < o->num_factors; f++) {
+            const int64_t pf = o->factor_sizes[f];
+            ref_kron(n, n, acc, pf, pf, factors[f] + g * pf * pf, next);
+            n *= pf;
+            memcpy(acc, next, (size_t)(n * n) * sizeof *acc);
+        }
+        ok = n == H;
+        memcpy(w + g * H * H, acc, (size_t)(H * H) * sizeof *w);
+    }
+    for (int64_t f = 0; f < ATTN_RNN_MAX_FACTORS; f++)
+        free(factors[f]);
+    free(acc);
+    free(next);
+    if (!ok) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
 /* The weights of one layer and direction; absent ones are NULL. */
 typedef struct ref_weights {
     double *w_ih; /* (G*H, in) */
-    double *w_hh; /* (G*H, H), DENSE */
+    double *w_hh; /* (G*H, H), DENSE, and KRONECKER's materialized product */
     double *u;    /* (G*H, r), LOW_RANK */
     double *v;    /* (r, H), LOW_RANK */
     double *b_ih; /* (G*H) when bias */
@@ -96,7 +150,7 @@ static int load_weights(attn_rnn *rnn, const attn_rnn_options *o, int64_t layer,
         ref_rnn_tensor_name(name, sizeof name, "weight_hh", layer, "_v", dir);
         ok = ok && (w->v = ref_params_get_f64(p, name, o->rank * H)) != NULL;
     } else {
-        ok = 0;
+        ok = ok && (w->w_hh = kronecker_matrix(p, o, layer, dir)) != NULL;
     }
     if (o->bias) {
         ref_rnn_tensor_name(name, sizeof name, "bias_ih", layer, "", dir);

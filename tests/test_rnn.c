@@ -24,23 +24,68 @@
 static const char *const cell_names[] = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU"};
 static const char *const recurrence_names[] = {"DENSE", "LOW_RANK", "KRONECKER"};
 static const int32_t all_cells[] = {ATTN_CELL_RNN_TANH, ATTN_CELL_RNN_RELU, ATTN_CELL_LSTM, ATTN_CELL_GRU};
-static const int32_t tested_recurrences[] = {ATTN_RECURRENCE_DENSE, ATTN_RECURRENCE_LOW_RANK};
+static const int32_t tested_recurrences[] = {ATTN_RECURRENCE_DENSE, ATTN_RECURRENCE_LOW_RANK,
+                                             ATTN_RECURRENCE_KRONECKER};
 
 /* ================================================================================================
  * Helpers: configurations (the generic ones are in test_util.h)
  * ============================================================================================= */
 
-/* The options of one test network; everything a test varies. */
+/* The options of one test network; everything a test varies. KRONECKER networks take the prime
+ * factors of `hidden` as factor sizes (cfg_factors); tests of other factorizations set
+ * factor_sizes in the options themselves. */
 typedef struct rnn_cfg {
     int32_t cell, recurrence, bidirectional, bias;
     int64_t layers, input, hidden, rank;
 } rnn_cfg;
+
+/* The prime factors of `hidden` in ascending order into sizes[] (the rest 0), the two smallest
+ * merged while there are more than ATTN_RNN_MAX_FACTORS (a prime gives one factor); returns their
+ * number. */
+static int64_t cfg_factors(int64_t hidden, int64_t sizes[ATTN_RNN_MAX_FACTORS])
+{
+    int64_t primes[64], np = 0, rest = hidden;
+    for (int64_t q = 2; q * q <= rest; q++)
+        while (rest % q == 0)
+            primes[np++] = q, rest /= q;
+    if (rest > 1 || np == 0)
+        primes[np++] = rest;
+    while (np > ATTN_RNN_MAX_FACTORS) { /* merge the two smallest, keeping the list ascending */
+        int64_t merged = primes[0] * primes[1], at = 1;
+        for (; at + 1 < np && primes[at + 1] < merged; at++)
+            primes[at - 1] = primes[at + 1];
+        primes[at - 1] = merged;
+        memmove(primes + at, primes + at + 1, (size_t)(np - at - 1) * sizeof *primes);
+        np--;
+    }
+    memset(sizes, 0, ATTN_RNN_MAX_FACTORS * sizeof *sizes);
+    for (int64_t n = 0; n < np; n++)
+        sizes[n] = primes[n];
+    return np;
+}
 
 static void cfg_describe(const rnn_cfg *c, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/%s L=%lld bidir=%d bias=%d I=%lld H=%lld r=%lld", cell_names[c->cell],
              recurrence_names[c->recurrence], (long long)c->layers, c->bidirectional, c->bias, (long long)c->input,
              (long long)c->hidden, (long long)c->rank);
+    if (c->recurrence == ATTN_RECURRENCE_KRONECKER) {
+        int64_t sizes[ATTN_RNN_MAX_FACTORS];
+        const int64_t n = cfg_factors(c->hidden, sizes);
+        for (int64_t f = 0; f < n; f++)
+            snprintf(buf + strlen(buf), size - strlen(buf), "%s%lld", f ? "x" : " factors=", (long long)sizes[f]);
+    }
+}
+
+/* The configuration of the grids that run every recurrence: I = 5, H = 7, rank 3; KRONECKER uses
+ * H = 6 = 2 x 3 instead (7 is prime). Not more factors here: a Kronecker product's singular values
+ * are products of its factors', so random Kronecker networks are worse conditioned than dense ones
+ * of the same entry variance; at H = 12 = 2 x 2 x 3, 3 layers and 17 steps, one seed in ~2000 puts
+ * float32 rounding at 1.2e-5 -- and the DENSE network given the same materialized matrix is off by
+ * as much. test_kronecker_equals_dense covers up to 8 factors. */
+static rnn_cfg grid_cfg(int32_t cell, int32_t recurrence, int32_t bidir, int32_t bias, int64_t layers)
+{
+    return (rnn_cfg){cell, recurrence, bidir, bias, layers, 5, recurrence == ATTN_RECURRENCE_KRONECKER ? 6 : 7, 3};
 }
 
 static attn_rnn_options cfg_options(const rnn_cfg *c)
@@ -55,6 +100,8 @@ static attn_rnn_options cfg_options(const rnn_cfg *c)
     o.input_size = c->input;
     o.hidden_size = c->hidden;
     o.rank = c->recurrence == ATTN_RECURRENCE_LOW_RANK ? c->rank : 0;
+    if (c->recurrence == ATTN_RECURRENCE_KRONECKER)
+        o.num_factors = cfg_factors(c->hidden, o.factor_sizes);
     return o;
 }
 
@@ -66,6 +113,28 @@ static attn_rnn *make_rnn(const rnn_cfg *c, uint64_t seed)
     ASSERT_OK(attn_rnn_create(&rnn, &o));
     assert_non_null(rnn);
     ASSERT_OK(attn_params_init(attn_rnn_params(rnn), seed));
+    return rnn;
+}
+
+/* A KRONECKER network (2 layers, bidirectional, I = 5) with the given factor sizes, weights from
+ * attn_params_init(seed). */
+static attn_rnn *make_kronecker(int32_t cell, int64_t num_factors, const int64_t *sizes, uint64_t seed, char *ctx,
+                                size_t ctx_size)
+{
+    int64_t hidden = 1;
+    for (int64_t f = 0; f < num_factors; f++)
+        hidden *= sizes[f];
+    const rnn_cfg c = {cell, ATTN_RECURRENCE_KRONECKER, 1, 1, 2, 5, hidden, 0};
+    attn_rnn_options o = cfg_options(&c);
+    memset(o.factor_sizes, 0, sizeof o.factor_sizes);
+    o.num_factors = num_factors;
+    memcpy(o.factor_sizes, sizes, (size_t)num_factors * sizeof *sizes);
+    attn_rnn *rnn = NULL;
+    ASSERT_OK(attn_rnn_create(&rnn, &o));
+    ASSERT_OK(attn_params_init(attn_rnn_params(rnn), seed));
+    snprintf(ctx, ctx_size, "%s/KRONECKER L=2 bidir=1 I=5 H=%lld factors=", cell_names[cell], (long long)hidden);
+    for (int64_t f = 0; f < num_factors; f++)
+        snprintf(ctx + strlen(ctx), ctx_size - strlen(ctx), "%s%lld", f ? "x" : "", (long long)sizes[f]);
     return rnn;
 }
 
@@ -140,7 +209,7 @@ static void test_forward_matches_reference(void **state)
         for (int64_t layers = 1; layers <= 3; layers++)
             for (int32_t bidir = 0; bidir <= 1; bidir++)
                 for (int32_t bias = 0; bias <= 1; bias++) {
-                    const rnn_cfg c = {cell, tested_recurrences[ri], bidir, bias, layers, 5, 7, 3};
+                    const rnn_cfg c = grid_cfg(cell, tested_recurrences[ri], bidir, bias, layers);
                     cfg_describe(&c, ctx, sizeof ctx);
                     attn_rnn *rnn = make_rnn(&c, seed++);
                     for (int in = 0; in < state_masks; in++)
@@ -167,17 +236,19 @@ static void test_forward_matches_reference(void **state)
 
 typedef struct expected_tensor {
     char name[64];
-    int64_t ndim, shape[2];
+    int64_t ndim, shape[3];
 } expected_tensor;
 
+/* Appends tensor "<base>_l<l><suffix>[_reverse]" of the given shape (trailing 0 extents end it). */
 static void add_expected(expected_tensor *t, int64_t *n, const char *base, int64_t l, const char *suffix,
-                         int64_t d, int64_t rows, int64_t cols)
+                         int64_t d, int64_t d0, int64_t d1, int64_t d2)
 {
     assert_true(*n < MAX_TENSORS);
     ref_rnn_tensor_name(t[*n].name, sizeof t[*n].name, base, l, suffix, d);
-    t[*n].ndim = cols ? 2 : 1;
-    t[*n].shape[0] = rows;
-    t[*n].shape[1] = cols;
+    t[*n].ndim = d2 ? 3 : d1 ? 2 : 1;
+    t[*n].shape[0] = d0;
+    t[*n].shape[1] = d1;
+    t[*n].shape[2] = d2;
     (*n)++;
 }
 
@@ -185,20 +256,26 @@ static void add_expected(expected_tensor *t, int64_t *n, const char *base, int64
  * the recurrence, bias_ih, bias_hh). */
 static int64_t expected_tensors(const attn_rnn_options *o, expected_tensor *t)
 {
-    const int64_t H = o->hidden_size, GH = ref_rnn_gates(o->cell) * H;
+    const int64_t G = ref_rnn_gates(o->cell), H = o->hidden_size, GH = G * H;
     int64_t n = 0;
     for (int64_t l = 0; l < o->num_layers; l++)
         for (int64_t d = 0; d < dirs(o); d++) {
-            add_expected(t, &n, "weight_ih", l, "", d, GH, l ? dirs(o) * H : o->input_size);
+            add_expected(t, &n, "weight_ih", l, "", d, GH, l ? dirs(o) * H : o->input_size, 0);
             if (o->recurrence == ATTN_RECURRENCE_DENSE) {
-                add_expected(t, &n, "weight_hh", l, "", d, GH, H);
+                add_expected(t, &n, "weight_hh", l, "", d, GH, H, 0);
+            } else if (o->recurrence == ATTN_RECURRENCE_LOW_RANK) {
+                add_expected(t, &n, "weight_hh", l, "_u", d, GH, o->rank, 0);
+                add_expected(t, &n, "weight_hh", l, "_v", d, o->rank, H, 0);
             } else {
-                add_expected(t, &n, "weight_hh", l, "_u", d, GH, o->rank);
-                add_expected(t, &n, "weight_hh", l, "_v", d, o->rank, H);
+                for (int64_t f = 0; f < o->num_factors; f++) {
+                    char suffix[32];
+                    snprintf(suffix, sizeof suffix, "_kron%lld", (long long)f);
+                    add_expected(t, &n, "weight_hh", l, suffix, d, G, o->factor_sizes[f], o->factor_sizes[f]);
+                }
             }
             if (o->bias) {
-                add_expected(t, &n, "bias_ih", l, "", d, GH, 0);
-                add_expected(t, &n, "bias_hh", l, "", d, GH, 0);
+                add_expected(t, &n, "bias_ih", l, "", d, GH, 0, 0);
+                add_expected(t, &n, "bias_hh", l, "", d, GH, 0, 0);
             }
         }
     return n;
@@ -214,7 +291,7 @@ static void test_params_layout(void **state)
             for (int64_t layers = 1; layers <= 3; layers += 2)
                 for (int32_t bidir = 0; bidir <= 1; bidir++)
                     for (int32_t bias = 0; bias <= 1; bias++) {
-                        const rnn_cfg c = {all_cells[ci], tested_recurrences[ri], bidir, bias, layers, 5, 7, 3};
+                        const rnn_cfg c = grid_cfg(all_cells[ci], tested_recurrences[ri], bidir, bias, layers);
                         cfg_describe(&c, ctx, sizeof ctx);
                         const attn_rnn_options o = cfg_options(&c);
                         attn_rnn *rnn = make_rnn(&c, 1);
@@ -227,15 +304,19 @@ static void test_params_layout(void **state)
                             attn_tensor_info info;
                             if (attn_params_find(p, want[i].name, &info) != ATTN_OK)
                                 fail_msg("%s: tensor %s missing: %s", ctx, want[i].name, attn_last_error());
+                            int64_t count = 1;
+                            for (int64_t k = 0; k < want[i].ndim; k++)
+                                count *= want[i].shape[k];
                             if (info.ndim != want[i].ndim || info.shape[0] != want[i].shape[0] ||
-                                info.shape[1] != (want[i].ndim == 2 ? want[i].shape[1] : 0) ||
-                                info.count != want[i].shape[0] * (want[i].ndim == 2 ? want[i].shape[1] : 1))
-                                fail_msg("%s: %s has ndim %lld shape (%lld, %lld) count %lld", ctx, want[i].name,
-                                         (long long)info.ndim, (long long)info.shape[0], (long long)info.shape[1],
-                                         (long long)info.count);
-                            /* DENSE is torch's own module, so the listing follows its state_dict. */
+                                info.shape[1] != want[i].shape[1] || info.shape[2] != want[i].shape[2] ||
+                                info.count != count)
+                                fail_msg("%s: %s has ndim %lld shape (%lld, %lld, %lld) count %lld", ctx,
+                                         want[i].name, (long long)info.ndim, (long long)info.shape[0],
+                                         (long long)info.shape[1], (long long)info.shape[2], (long long)info.count);
+                            /* The listing follows torch's state_dict order (for DENSE, torch's own
+                             * module; the other recurrences replace weight_hh in place). */
                             ASSERT_OK(attn_params_info(p, i, &info));
-                            if (o.recurrence == ATTN_RECURRENCE_DENSE && strcmp(info.name, want[i].name) != 0)
+                            if (strcmp(info.name, want[i].name) != 0)
                                 fail_msg("%s: tensor %lld is %s, torch's state_dict has %s", ctx, (long long)i,
                                          info.name, want[i].name);
                         }
@@ -246,7 +327,8 @@ static void test_params_layout(void **state)
                             got.recurrence != o.recurrence || got.bidirectional != o.bidirectional ||
                             got.bias != o.bias || got.input_size != o.input_size ||
                             got.hidden_size != o.hidden_size || got.num_layers != o.num_layers ||
-                            got.rank != o.rank || got.flags != 0)
+                            got.rank != o.rank || got.num_factors != o.num_factors ||
+                            memcmp(got.factor_sizes, o.factor_sizes, sizeof o.factor_sizes) != 0 || got.flags != 0)
                             fail_msg("%s: attn_rnn_get_options does not return the creation options", ctx);
                         attn_rnn_destroy(rnn);
                     }
@@ -301,6 +383,47 @@ static void test_params_init(void **state)
         fail_msg("init values reach %g; PyTorch's law is U(-%g, %g)", largest, bound, bound);
     free(fresh), free(zero), free(a), free(b);
     attn_rnn_destroy(rnn);
+}
+
+/* docs/rnn.md: every Kronecker factor entry ~ U(-a, a) with a = sqrt(3) (3H)^(-1/(2F)), so that the
+ * entries of each gate's product have PyTorch's dense variance 1/(3H); F = 1 is PyTorch's law.
+ * Checked on all factor entries of a network together: the largest magnitude (at most a, and above
+ * 0.9 a over at least 64 draws) and the mean square (a^2/3 within 50 %). */
+static void test_kronecker_init(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t n, sizes[ATTN_RNN_MAX_FACTORS];
+    } cases[] = {{1, {24}}, {2, {4, 6}}, {3, {2, 3, 4}}, {8, {2, 2, 2, 2, 2, 2, 2, 2}}};
+    char ctx[200], name[64];
+    for (int k = 0; k < COUNT_OF(cases); k++) {
+        attn_rnn *rnn = make_kronecker(ATTN_CELL_LSTM, cases[k].n, cases[k].sizes, 17, ctx, sizeof ctx);
+        attn_rnn_options o;
+        ASSERT_OK(attn_rnn_get_options(rnn, &o));
+        const double a = sqrt(3.0) * pow(3.0 * (double)o.hidden_size, -0.5 / (double)o.num_factors);
+        /* All factors of all layers and directions together: the law is the same for each. */
+        double largest = 0, sum_sq = 0;
+        int64_t count = 0;
+        for (int64_t l = 0; l < o.num_layers; l++)
+            for (int64_t d = 0; d < dirs(&o); d++)
+                for (int64_t f = 0; f < o.num_factors; f++) {
+                    ref_rnn_kron_name(name, sizeof name, l, f, d);
+                    const int64_t n = 4 * o.factor_sizes[f] * o.factor_sizes[f];
+                    double *v = ref_params_get_f64(attn_rnn_params(rnn), name, n);
+                    assert_non_null(v);
+                    for (int64_t i = 0; i < n; i++)
+                        largest = fmax(largest, fabs(v[i])), sum_sq += v[i] * v[i];
+                    count += n;
+                    free(v);
+                }
+        const double mean_sq = sum_sq / (double)count;
+        if (!(largest <= a * (1 + 1e-6)) || largest < 0.9 * a || fabs(mean_sq / (a * a / 3) - 1) > 0.5)
+            fail_msg("%s: factor entries reach %g with mean square %g; the law is U(-%g, %g) (mean square %g)", ctx,
+                     largest, mean_sq, a, a, a * a / 3);
+        if (o.num_factors == 1 && fabs(a - 1.0 / sqrt((double)o.hidden_size)) > 1e-12)
+            fail_msg("%s: one factor must follow PyTorch's bound 1/sqrt(H)", ctx);
+        attn_rnn_destroy(rnn);
+    }
 }
 
 /* ================================================================================================
@@ -406,11 +529,41 @@ static void copy_as_low_rank(attn_rnn *dense, attn_rnn *lr, int split, uint64_t 
     free(m), free(minv), free(u);
 }
 
+/* Runs `a` (the reference network, DENSE) and `b` on the same random input, initial states given,
+ * and compares y, h_n and c_n at TOL relative to a's values; `what` names b's recurrence. */
+static void check_same_outputs(attn_rnn *a, attn_rnn *b, int64_t B, int64_t T, uint64_t seed, const char *ctx,
+                               const char *what)
+{
+    attn_rnn_options o;
+    ASSERT_OK(attn_rnn_get_options(a, &o));
+    const int lstm = o.cell == ATTN_CELL_LSTM;
+    const int64_t ny = B * T * dirs(&o) * o.hidden_size, ns = o.num_layers * dirs(&o) * B * o.hidden_size;
+    float *x = random_floats(B * T * o.input_size, seed, 1.0), *h0 = random_floats(ns, seed + 1, 1.0);
+    float *c0 = lstm ? random_floats(ns, seed + 2, 1.0) : NULL;
+    float *y[2], *hn[2], *cn[2];
+    attn_rnn *nets[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        y[k] = filled_floats(ny, NAN), hn[k] = filled_floats(ns, NAN);
+        cn[k] = lstm ? filled_floats(ns, NAN) : NULL;
+        ASSERT_OK(attn_rnn_forward(nets[k], NULL, B, T, x, h0, c0, y[k], hn[k], cn[k]));
+    }
+    char label[96];
+    snprintf(label, sizeof label, "y (%s vs DENSE)", what);
+    check_close_f32(ctx, label, y[0], y[1], ny, TOL);
+    snprintf(label, sizeof label, "h_n (%s vs DENSE)", what);
+    check_close_f32(ctx, label, hn[0], hn[1], ns, TOL);
+    snprintf(label, sizeof label, "c_n (%s vs DENSE)", what);
+    if (lstm)
+        check_close_f32(ctx, label, cn[0], cn[1], ns, TOL);
+    for (int k = 0; k < 2; k++)
+        free(y[k]), free(hn[k]), free(cn[k]);
+    free(x), free(h0), free(c0);
+}
+
 static void test_low_rank_full_rank_equals_dense(void **state)
 {
     (void)state;
     static const int64_t layouts[][2] = {{1, 0}, {2, 1}}; /* layers, bidirectional */
-    const int64_t B = 3, T = 17;
     char ctx[200];
     uint64_t seed = 77;
     for (int ci = 0; ci < COUNT_OF(all_cells); ci++)
@@ -425,29 +578,91 @@ static void test_low_rank_full_rank_equals_dense(void **state)
                 cfg_describe(&c, ctx, sizeof ctx);
                 strncat(ctx, split == SPLIT_IDENTITY ? " U=W,V=I" : " U=W M^-1,V=M", sizeof ctx - strlen(ctx) - 1);
                 copy_as_low_rank(dense, lr, split, seed++, ctx);
-
-                const int lstm = c.cell == ATTN_CELL_LSTM;
-                const int64_t D = c.bidirectional ? 2 : 1, ny = B * T * D * c.hidden,
-                              ns = c.layers * D * B * c.hidden;
-                float *x = random_floats(B * T * c.input, seed++, 1.0), *h0 = random_floats(ns, seed++, 1.0);
-                float *c0 = lstm ? random_floats(ns, seed++, 1.0) : NULL;
-                float *y[2], *hn[2], *cn[2];
-                attn_rnn *nets[2] = {dense, lr};
-                for (int k = 0; k < 2; k++) {
-                    y[k] = filled_floats(ny, NAN), hn[k] = filled_floats(ns, NAN);
-                    cn[k] = lstm ? filled_floats(ns, NAN) : NULL;
-                    ASSERT_OK(attn_rnn_forward(nets[k], NULL, B, T, x, h0, c0, y[k], hn[k], cn[k]));
-                }
-                check_close_f32(ctx, "y (LOW_RANK vs DENSE)", y[0], y[1], ny, TOL);
-                check_close_f32(ctx, "h_n (LOW_RANK vs DENSE)", hn[0], hn[1], ns, TOL);
-                if (lstm)
-                    check_close_f32(ctx, "c_n (LOW_RANK vs DENSE)", cn[0], cn[1], ns, TOL);
-                for (int k = 0; k < 2; k++)
-                    free(y[k]), free(hn[k]), free(cn[k]);
-                free(x), free(h0), free(c0);
+                check_same_outputs(dense, lr, 3, 17, seed, ctx, "LOW_RANK");
+                seed += 3;
                 attn_rnn_destroy(dense);
                 attn_rnn_destroy(lr);
             }
+}
+
+/* ================================================================================================
+ * Invariant: KRONECKER computes what DENSE computes with weight_hh = the materialized matrix
+ * ============================================================================================= */
+
+/* The DENSE twin of a network: the same options but DENSE, the same weight_ih and biases, and
+ * weight_hh = attn_rnn_recurrent_matrix of `rnn`. */
+static attn_rnn *dense_twin(attn_rnn *rnn)
+{
+    attn_rnn_options o;
+    ASSERT_OK(attn_rnn_get_options(rnn, &o));
+    o.recurrence = ATTN_RECURRENCE_DENSE;
+    o.num_factors = 0;
+    memset(o.factor_sizes, 0, sizeof o.factor_sizes);
+    attn_rnn *dense = NULL;
+    ASSERT_OK(attn_rnn_create(&dense, &o));
+    const int64_t GH = ref_rnn_gates(o.cell) * o.hidden_size;
+    float *w = xmalloc((size_t)(GH * o.hidden_size) * sizeof *w);
+    char name[64];
+    for (int64_t l = 0; l < o.num_layers; l++)
+        for (int64_t d = 0; d < dirs(&o); d++) {
+            static const char *const shared[] = {"weight_ih", "bias_ih", "bias_hh"};
+            for (int k = 0; k < COUNT_OF(shared) && (k == 0 || o.bias); k++) {
+                ref_rnn_tensor_name(name, sizeof name, shared[k], l, "", d);
+                copy_tensor(attn_rnn_params(rnn), attn_rnn_params(dense), name);
+            }
+            ASSERT_OK(attn_rnn_recurrent_matrix(rnn, l, d, w));
+            ref_rnn_tensor_name(name, sizeof name, "weight_hh", l, "", d);
+            ASSERT_OK(attn_params_set(attn_rnn_params(dense), name, w, GH * o.hidden_size));
+        }
+    free(w);
+    return dense;
+}
+
+/* F = 1, 2, 3 and 8 factors (ATTN_RNN_MAX_FACTORS: 2x2 factors give H = 256, and with one 4x4
+ * factor H = 512), uneven sizes, factors of 1; every cell, 2 layers, bidirectional. The H = 512
+ * cases run for LSTM only (they dominate the run time under the sanitizers). */
+static void test_kronecker_equals_dense(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t n, sizes[ATTN_RNN_MAX_FACTORS];
+        int64_t batch, seq_len;
+        int lstm_only;
+    } cases[] = {
+        {1, {6}, 3, 9, 0},
+        {2, {2, 3}, 3, 9, 0},
+        {3, {2, 3, 2}, 3, 9, 0},
+        {3, {3, 1, 2}, 3, 9, 0},
+        {2, {5, 4}, 2, 6, 0},
+        {8, {2, 2, 2, 2, 2, 2, 2, 2}, 3, 5, 0},
+        {3, {4, 8, 16}, 3, 5, 1},
+        {8, {2, 2, 2, 2, 2, 2, 2, 4}, 2, 4, 1},
+    };
+    char ctx[200];
+    for (int ci = 0; ci < COUNT_OF(all_cells); ci++)
+        for (int k = 0; k < COUNT_OF(cases); k++) {
+            if (cases[k].lstm_only && all_cells[ci] != ATTN_CELL_LSTM)
+                continue;
+            const uint64_t seed = 300 + 10 * (uint64_t)k + (uint64_t)ci;
+            attn_rnn *kron = make_kronecker(all_cells[ci], cases[k].n, cases[k].sizes, seed, ctx, sizeof ctx);
+            /* The materialized matrix against the float64 Kronecker product of the factors. */
+            attn_rnn_options o;
+            ASSERT_OK(attn_rnn_get_options(kron, &o));
+            const int64_t n = ref_rnn_gates(o.cell) * o.hidden_size * o.hidden_size;
+            float *got = xmalloc((size_t)n * sizeof *got);
+            double *want = new_doubles(n);
+            for (int64_t l = 0; l < 2; l++)
+                for (int64_t d = 0; d < 2; d++) {
+                    ASSERT_OK(attn_rnn_recurrent_matrix(kron, l, d, got));
+                    assert_int_equal(ref_rnn_recurrent_matrix(kron, l, d, want), 0);
+                    check_close(ctx, "recurrent_matrix vs the float64 Kronecker product", want, got, n);
+                }
+            free(got), free(want);
+            attn_rnn *dense = dense_twin(kron);
+            check_same_outputs(dense, kron, cases[k].batch, cases[k].seq_len, seed, ctx, "KRONECKER");
+            attn_rnn_destroy(dense);
+            attn_rnn_destroy(kron);
+        }
 }
 
 /* ================================================================================================
@@ -461,7 +676,7 @@ static void test_recurrent_matrix(void **state)
     for (int ci = 0; ci < COUNT_OF(all_cells); ci++)
         for (int ri = 0; ri < COUNT_OF(tested_recurrences); ri++)
             for (int32_t bidir = 0; bidir <= 1; bidir++) {
-                const rnn_cfg c = {all_cells[ci], tested_recurrences[ri], bidir, 1, 2, 5, 7, 3};
+                const rnn_cfg c = grid_cfg(all_cells[ci], tested_recurrences[ri], bidir, 1, 2);
                 cfg_describe(&c, ctx, sizeof ctx);
                 attn_rnn *rnn = make_rnn(&c, 5 + (uint64_t)ci);
                 const int64_t H = c.hidden, GH = ref_rnn_gates(c.cell) * H, D = bidir ? 2 : 1;
@@ -481,7 +696,8 @@ static void test_recurrent_matrix(void **state)
                             free(w);
                         } else {
                             assert_int_equal(ref_rnn_recurrent_matrix(rnn, l, d, want), 0);
-                            check_close(ctx, "recurrent_matrix = U V", want, out, GH * H);
+                            /* U V, or per gate the float64 Kronecker product of the factors. */
+                            check_close(ctx, "recurrent_matrix vs float64", want, out, GH * H);
                         }
                     }
                 /* Out of range: the output stays untouched. */
@@ -512,23 +728,34 @@ static void test_recurrent_matrix(void **state)
  * ============================================================================================= */
 
 /* docs/rnn.md: 2*B*T*G*H*I_l per layer and direction for the input projection, plus the
- * recurrence: 2*B*T*G*H*H (DENSE) or 2*B*T*(r*H + G*H*r) (LOW_RANK). */
+ * recurrence: 2*B*T*G*H*H (DENSE), 2*B*T*(r*H + G*H*r) (LOW_RANK) or 2*B*T*G*H*sum(p_f)
+ * (KRONECKER: one B*H*p_f*p_f/p_f product per factor and gate). */
 static int64_t expected_flops(const attn_rnn_options *o, int64_t B, int64_t T)
 {
     const int64_t G = ref_rnn_gates(o->cell), H = o->hidden_size, r = o->rank;
+    int64_t sum_p = 0;
+    for (int64_t f = 0; f < o->num_factors; f++)
+        sum_p += o->factor_sizes[f];
     int64_t f = 0;
     for (int64_t l = 0; l < o->num_layers; l++)
         for (int64_t d = 0; d < dirs(o); d++) {
             const int64_t in = l ? dirs(o) * H : o->input_size;
             f += 2 * B * T * G * H * in;
-            f += o->recurrence == ATTN_RECURRENCE_DENSE ? 2 * B * T * G * H * H : 2 * B * T * (r * H + G * H * r);
+            if (o->recurrence == ATTN_RECURRENCE_DENSE)
+                f += 2 * B * T * G * H * H;
+            else if (o->recurrence == ATTN_RECURRENCE_LOW_RANK)
+                f += 2 * B * T * (r * H + G * H * r);
+            else
+                f += 2 * B * T * G * H * sum_p;
         }
     return f;
 }
 
 /* The workspace forward needs, written out from docs/rnn.md: the input projection of every step,
- * GRU's recurrent product of one step, the low-rank V h of one step, the LSTM cell state, and up
- * to two [B, T, D*H] buffers for the layers below the last; each block rounded up to 64 bytes. */
+ * GRU's recurrent product of one step, the low-rank V h of one step or, for KRONECKER with at least
+ * two factors, the transposed states and two rotation buffers (3*B*H floats), the LSTM cell state,
+ * and up to two [B, T, D*H] buffers for the layers below the last; each block rounded up to 64
+ * bytes. */
 static int64_t expected_workspace(const attn_rnn_options *o, int64_t B, int64_t T)
 {
     const int64_t G = ref_rnn_gates(o->cell), H = o->hidden_size;
@@ -538,6 +765,8 @@ static int64_t expected_workspace(const attn_rnn_options *o, int64_t B, int64_t 
         bytes += BLOCK(B * G * H);
     if (o->recurrence == ATTN_RECURRENCE_LOW_RANK)
         bytes += BLOCK(B * o->rank);
+    if (o->recurrence == ATTN_RECURRENCE_KRONECKER && o->num_factors >= 2)
+        bytes += BLOCK(3 * B * H);
     if (o->cell == ATTN_CELL_LSTM)
         bytes += BLOCK(B * H);
     bytes += (o->num_layers - 1 < 2 ? o->num_layers - 1 : 2) * BLOCK(B * T * dirs(o) * H);
@@ -572,7 +801,7 @@ static void test_cost(void **state)
             for (int64_t layers = 1; layers <= 3; layers += 2)
                 for (int32_t bidir = 0; bidir <= 1; bidir++)
                     for (int32_t bias = 0; bias <= 1; bias++) {
-                        const rnn_cfg c = {all_cells[ci], tested_recurrences[ri], bidir, bias, layers, 5, 7, 3};
+                        const rnn_cfg c = grid_cfg(all_cells[ci], tested_recurrences[ri], bidir, bias, layers);
                         attn_rnn *rnn = make_rnn(&c, 9);
                         const attn_rnn_options o = cfg_options(&c);
                         const attn_params *p = attn_rnn_params(rnn);
@@ -626,6 +855,7 @@ static void test_workspace_reuse(void **state)
         {{ATTN_CELL_GRU, ATTN_RECURRENCE_LOW_RANK, 0, 1, 3, 9, 11, 4}, 2, 5},
         {{ATTN_CELL_RNN_TANH, ATTN_RECURRENCE_DENSE, 1, 0, 1, 4, 16, 0}, 5, 30},
         {{ATTN_CELL_RNN_RELU, ATTN_RECURRENCE_LOW_RANK, 1, 1, 2, 3, 6, 2}, 1, 1},
+        {{ATTN_CELL_GRU, ATTN_RECURRENCE_KRONECKER, 1, 1, 2, 3, 8, 0}, 4, 6},
         {{ATTN_CELL_LSTM, ATTN_RECURRENCE_DENSE, 1, 1, 2, 5, 7, 0}, 3, 17},
     };
     attn_workspace *ws = NULL;
@@ -647,6 +877,189 @@ static void test_workspace_reuse(void **state)
         attn_rnn_destroy(rnn);
     }
     attn_workspace_destroy(ws);
+}
+
+/* ================================================================================================
+ * attn_rnn_forward_lengths: variable-length batches
+ * ============================================================================================= */
+
+/* Rows [b] of a [L*D, B, H] state tensor as a [L*D, 1, H] one. */
+static float *state_rows(const float *s, int64_t units, int64_t B, int64_t H, int64_t b)
+{
+    if (!s)
+        return NULL;
+    float *out = xmalloc((size_t)(units * H) * sizeof *out);
+    for (int64_t u = 0; u < units; u++)
+        memcpy(out + u * H, s + (u * B + b) * H, (size_t)H * sizeof *out);
+    return out;
+}
+
+/* docs/rnn.md: forward_lengths equals running each sequence alone, with its own seq_len, through
+ * attn_rnn_forward; padded outputs are 0; padded inputs (NaN here) are never read into a state. */
+static void check_lengths(attn_rnn *rnn, attn_workspace *ws, int64_t B, int64_t T, const int64_t *lengths,
+                          uint64_t seed, const char *ctx)
+{
+    attn_rnn_options o;
+    ASSERT_OK(attn_rnn_get_options(rnn, &o));
+    const int lstm = o.cell == ATTN_CELL_LSTM;
+    const int64_t I = o.input_size, H = o.hidden_size, DH = dirs(&o) * H, units = o.num_layers * dirs(&o);
+    const int64_t ns = units * B * H;
+    float *x = random_floats(B * T * I, seed, 1.0), *h0 = random_floats(ns, seed + 1, 1.0);
+    float *c0 = lstm ? random_floats(ns, seed + 2, 1.0) : NULL;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = lengths[b] * I; i < T * I; i++)
+            x[b * T * I + i] = NAN;
+    float *y = filled_floats(B * T * DH, NAN), *hn = filled_floats(ns, NAN);
+    float *cn = lstm ? filled_floats(ns, NAN) : NULL;
+    ASSERT_OK(attn_rnn_forward_lengths(rnn, ws, B, T, lengths, x, h0, c0, y, hn, cn));
+    char where[300];
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t len = lengths[b];
+        snprintf(where, sizeof where, "%s B=%lld T=%lld: sequence %lld of length %lld", ctx, (long long)B,
+                 (long long)T, (long long)b, (long long)len);
+        float *h0b = state_rows(h0, units, B, H, b), *c0b = state_rows(c0, units, B, H, b);
+        float *ys = filled_floats(len * DH, NAN), *hns = filled_floats(units * H, NAN);
+        float *cns = lstm ? filled_floats(units * H, NAN) : NULL;
+        ASSERT_OK(attn_rnn_forward(rnn, NULL, 1, len, x + b * T * I, h0b, c0b, ys, hns, cns));
+        check_close_f32(where, "y vs the sequence alone", ys, y + b * T * DH, len * DH, TOL);
+        if (!all_equal(y + (b * T + len) * DH, (T - len) * DH, 0.0f))
+            fail_msg("%s: y beyond the length is not 0", where);
+        float *hnb = state_rows(hn, units, B, H, b), *cnb = state_rows(cn, units, B, H, b);
+        check_close_f32(where, "h_n vs the sequence alone", hns, hnb, units * H, TOL);
+        if (lstm)
+            check_close_f32(where, "c_n vs the sequence alone", cns, cnb, units * H, TOL);
+        free(h0b), free(c0b), free(ys), free(hns), free(cns), free(hnb), free(cnb);
+    }
+    free(x), free(h0), free(c0), free(y), free(hn), free(cn);
+}
+
+static void test_forward_lengths(void **state)
+{
+    (void)state;
+    static const int64_t lengths[] = {3, 6, 1, 4, 6}; /* unsorted; T = 6 */
+    static const int64_t short_lengths[] = {2, 1, 2}; /* every sequence shorter than T = 5 */
+    attn_workspace *ws = NULL;
+    ASSERT_OK(attn_workspace_create(&ws));
+    char ctx[200];
+    uint64_t seed = 900;
+    for (int ci = 0; ci < COUNT_OF(all_cells); ci++)
+        for (int ri = 0; ri < COUNT_OF(tested_recurrences); ri++)
+            for (int64_t layers = 1; layers <= 2; layers++)
+                for (int32_t bidir = 0; bidir <= 1; bidir++) {
+                    const rnn_cfg c = grid_cfg(all_cells[ci], tested_recurrences[ri], bidir, 1, layers);
+                    cfg_describe(&c, ctx, sizeof ctx);
+                    attn_rnn *rnn = make_rnn(&c, seed++);
+                    check_lengths(rnn, seed % 2 ? ws : NULL, COUNT_OF(lengths), 6, lengths, seed, ctx);
+                    check_lengths(rnn, ws, COUNT_OF(short_lengths), 5, short_lengths, seed + 7, ctx);
+                    seed += 10;
+                    attn_rnn_destroy(rnn);
+                }
+    /* B * G * H = 32768: the masked cell updates are shared with the team's helper threads. */
+    int64_t many[64];
+    for (int b = 0; b < COUNT_OF(many); b++)
+        many[b] = 1 + (b * 7) % 5;
+    const rnn_cfg c = {ATTN_CELL_LSTM, ATTN_RECURRENCE_DENSE, 1, 1, 1, 3, 128, 0};
+    cfg_describe(&c, ctx, sizeof ctx);
+    attn_rnn *rnn = make_rnn(&c, seed);
+    check_lengths(rnn, ws, COUNT_OF(many), 5, many, seed, ctx);
+    attn_rnn_destroy(rnn);
+    attn_workspace_destroy(ws);
+}
+
+/* With every length equal to seq_len, forward_lengths is attn_rnn_forward bit for bit, and uses the
+ * workspace attn_rnn_cost reports. */
+static void test_forward_lengths_full_is_forward(void **state)
+{
+    (void)state;
+    const int64_t B = 3, T = 7, lengths[] = {7, 7, 7};
+    char ctx[200];
+    for (int ci = 0; ci < COUNT_OF(all_cells); ci++)
+        for (int ri = 0; ri < COUNT_OF(tested_recurrences); ri++) {
+            const rnn_cfg c = grid_cfg(all_cells[ci], tested_recurrences[ri], 1, 1, 2);
+            cfg_describe(&c, ctx, sizeof ctx);
+            attn_rnn *rnn = make_rnn(&c, 950 + (uint64_t)ci);
+            const attn_rnn_options o = cfg_options(&c);
+            const int lstm = c.cell == ATTN_CELL_LSTM;
+            const int64_t ny = B * T * 2 * c.hidden, ns = 2 * 2 * B * c.hidden;
+            float *x = random_floats(B * T * c.input, 960, 1.0), *h0 = random_floats(ns, 961, 1.0);
+            float *c0 = lstm ? random_floats(ns, 962, 1.0) : NULL;
+            float *y[2], *hn[2], *cn[2];
+            attn_workspace *ws = NULL;
+            ASSERT_OK(attn_workspace_create(&ws));
+            for (int k = 0; k < 2; k++) {
+                y[k] = filled_floats(ny, NAN), hn[k] = filled_floats(ns, NAN);
+                cn[k] = lstm ? filled_floats(ns, NAN) : NULL;
+            }
+            ASSERT_OK(attn_rnn_forward(rnn, NULL, B, T, x, h0, c0, y[0], hn[0], cn[0]));
+            ASSERT_OK(attn_rnn_forward_lengths(rnn, ws, B, T, lengths, x, h0, c0, y[1], hn[1], cn[1]));
+            if (memcmp(y[0], y[1], (size_t)ny * sizeof *y[0]) || memcmp(hn[0], hn[1], (size_t)ns * sizeof *hn[0]) ||
+                (lstm && memcmp(cn[0], cn[1], (size_t)ns * sizeof *cn[0])))
+                fail_msg("%s: forward_lengths with every length = seq_len differs from forward", ctx);
+            if (attn_workspace_size(ws) != expected_workspace(&o, B, T))
+                fail_msg("%s: forward_lengths used %lld workspace bytes, attn_rnn_cost says %lld", ctx,
+                         (long long)attn_workspace_size(ws), (long long)expected_workspace(&o, B, T));
+            for (int k = 0; k < 2; k++)
+                free(y[k]), free(hn[k]), free(cn[k]);
+            free(x), free(h0), free(c0);
+            attn_workspace_destroy(ws);
+            attn_rnn_destroy(rnn);
+        }
+}
+
+static void test_forward_lengths_errors(void **state)
+{
+    (void)state;
+    const rnn_cfg c = {ATTN_CELL_LSTM, ATTN_RECURRENCE_DENSE, 1, 1, 2, 5, 7, 0};
+    attn_rnn *rnn = make_rnn(&c, 3);
+    const int64_t B = 3, T = 4, ny = B * T * 14, ns = 2 * 2 * B * 7;
+    float *x = random_floats(B * T * 5, 1, 1.0), *h0 = random_floats(ns, 2, 1.0), *c0 = random_floats(ns, 3, 1.0);
+    float *y = filled_floats(ny, -7.5f), *hn = filled_floats(ns, -7.5f), *cn = filled_floats(ns, -7.5f);
+    static const char fn[] = "attn_rnn_forward_lengths";
+    static const struct {
+        const char *what;
+        int64_t lengths[3];
+        attn_status want;
+        const char *value;
+    } bad[] = {
+        {"a length 0", {4, 0, 2}, ATTN_E_SHAPE, "lengths[1]"},
+        {"a negative length", {-1, 4, 2}, ATTN_E_SHAPE, "lengths[0]"},
+        {"a length beyond seq_len", {4, 1, 5}, ATTN_E_SHAPE, "lengths[2]"},
+        {"a huge length", {4, HUGE_SIZE, 1}, ATTN_E_SHAPE, "lengths[1]"},
+    };
+    attn_workspace *ws = NULL;
+    ASSERT_OK(attn_workspace_create(&ws));
+    for (int k = 0; k < COUNT_OF(bad); k++) {
+        EXPECT_FAILURE(attn_rnn_forward_lengths(rnn, ws, B, T, bad[k].lengths, x, h0, c0, y, hn, cn), bad[k].want,
+                       fn, "lengths", bad[k].what);
+        if (!strstr(attn_last_error(), bad[k].value))
+            fail_msg("%s: \"%s\" does not name %s", bad[k].what, attn_last_error(), bad[k].value);
+    }
+    const int64_t ok[] = {4, 1, 2};
+    EXPECT_FAILURE(attn_rnn_forward_lengths(rnn, ws, B, T, NULL, x, h0, c0, y, hn, cn), ATTN_E_INVALID_ARG, fn,
+                   "lengths", "NULL lengths");
+    EXPECT_FAILURE(attn_rnn_forward_lengths(NULL, ws, B, T, ok, x, h0, c0, y, hn, cn), ATTN_E_INVALID_ARG, fn,
+                   "rnn", "NULL handle");
+    EXPECT_FAILURE(attn_rnn_forward_lengths(rnn, ws, B, T, ok, NULL, h0, c0, y, hn, cn), ATTN_E_INVALID_ARG, fn,
+                   "x", "NULL x");
+    EXPECT_FAILURE(attn_rnn_forward_lengths(rnn, ws, 0, T, ok, x, h0, c0, y, hn, cn), ATTN_E_SHAPE, fn, "batch",
+                   "batch 0");
+    EXPECT_FAILURE(attn_rnn_forward_lengths(rnn, ws, B, 0, ok, x, h0, c0, y, hn, cn), ATTN_E_SHAPE, fn, "seq_len",
+                   "seq_len 0");
+    EXPECT_FAILURE(attn_rnn_forward_lengths(rnn, ws, B, T, ok, x, h0, c0, y, hn, x), ATTN_E_INVALID_ARG, fn,
+                   "c_n|x", "c_n == x");
+    if (!all_equal(y, ny, -7.5f) || !all_equal(hn, ns, -7.5f) || !all_equal(cn, ns, -7.5f))
+        fail_msg("a failed forward_lengths wrote its outputs");
+    if (attn_workspace_size(ws) != 0)
+        fail_msg("a failed forward_lengths grew the workspace to %lld bytes", (long long)attn_workspace_size(ws));
+    /* An output overlapping lengths (an input too). */
+    int64_t *shared = xmalloc((size_t)ns * sizeof(float) + 64);
+    memcpy(shared, ok, sizeof ok);
+    EXPECT_FAILURE(attn_rnn_forward_lengths(rnn, ws, B, T, shared, x, h0, c0, y, (float *)(void *)shared, cn),
+                   ATTN_E_INVALID_ARG, fn, "h_n|lengths", "h_n overlapping lengths");
+    free(shared);
+    attn_workspace_destroy(ws);
+    free(x), free(h0), free(c0), free(y), free(hn), free(cn);
+    attn_rnn_destroy(rnn);
 }
 
 /* ================================================================================================
@@ -722,6 +1135,58 @@ static void set_field(attn_rnn_options *o, int field, int64_t v)
     }
 }
 
+/* KRONECKER options (docs/rnn.md): num_factors in 1..ATTN_RNN_MAX_FACTORS, every used factor >= 1,
+ * unused entries 0, product = hidden_size without overflow. The message names the argument and
+ * holds the offending value. Valid factorizations, with factors of 1, are accepted. */
+static void test_kronecker_create_errors(void)
+{
+    static const struct {
+        const char *what;
+        int64_t hidden, num_factors, sizes[ATTN_RNN_MAX_FACTORS];
+        const char *args, *value;
+    } cases[] = {
+        {"num_factors 0", 24, 0, {2, 3, 4}, "num_factors", "0"},
+        {"num_factors -1", 24, -1, {2, 3, 4}, "num_factors", "-1"},
+        {"num_factors 9 (too many)", 512, 9, {2, 2, 2, 2, 2, 2, 2, 2}, "num_factors", "9"},
+        {"num_factors huge", 24, HUGE_SIZE, {2, 3, 4}, "num_factors", "4611686018427387903"},
+        {"a factor 0", 24, 3, {2, 0, 4}, "factor_sizes", "factor_sizes[1]"},
+        {"a negative factor", 24, 3, {2, 3, -4}, "factor_sizes", "-4"},
+        {"product 30 != hidden_size 24", 24, 3, {2, 3, 5}, "factor_sizes", "30"},
+        {"product 12 != hidden_size 24", 24, 2, {3, 4}, "factor_sizes", "hidden_size 24"},
+        {"unused entry 1", 24, 3, {2, 3, 4, 1}, "factor_sizes", "factor_sizes[3]"},
+        {"unused last entry -1", 24, 3, {2, 3, 4, 0, 0, 0, 0, -1}, "factor_sizes", "factor_sizes[7]"},
+        {"product overflows", 24, 3, {(int64_t)1 << 40, (int64_t)1 << 40, 1}, "factor_sizes", "overflows"},
+        {"product overflows from INT64_MAX", 24, 2, {INT64_MAX, 2}, "factor_sizes", "overflows"},
+        {"unused entries with one factor", 24, 1, {24, 24}, "factor_sizes", "factor_sizes[1]"},
+    };
+    for (int k = 0; k < COUNT_OF(cases); k++) {
+        attn_rnn_options o = valid_options();
+        o.recurrence = ATTN_RECURRENCE_KRONECKER;
+        o.hidden_size = cases[k].hidden;
+        o.num_factors = cases[k].num_factors;
+        memcpy(o.factor_sizes, cases[k].sizes, sizeof o.factor_sizes);
+        expect_create_failure(&o, ATTN_E_INVALID_ARG, cases[k].args, cases[k].what);
+        if (!strstr(attn_last_error(), cases[k].value))
+            fail_msg("%s: \"%s\" does not say %s", cases[k].what, attn_last_error(), cases[k].value);
+    }
+    static const struct {
+        int64_t hidden, num_factors, sizes[ATTN_RNN_MAX_FACTORS];
+    } valid[] = {
+        {24, 1, {24}}, {24, 2, {1, 24}}, {24, 3, {2, 3, 4}}, {24, 8, {1, 2, 1, 3, 1, 4, 1, 1}}, {1, 1, {1}},
+    };
+    for (int k = 0; k < COUNT_OF(valid); k++) {
+        attn_rnn_options o = valid_options();
+        o.recurrence = ATTN_RECURRENCE_KRONECKER;
+        o.hidden_size = valid[k].hidden;
+        o.num_factors = valid[k].num_factors;
+        memcpy(o.factor_sizes, valid[k].sizes, sizeof o.factor_sizes);
+        attn_rnn *rnn = NULL;
+        if (attn_rnn_create(&rnn, &o) != ATTN_OK)
+            fail_msg("valid factorization %d rejected: %s", k, attn_last_error());
+        attn_rnn_destroy(rnn);
+    }
+}
+
 static void test_create_errors(void **state)
 {
     (void)state;
@@ -792,19 +1257,7 @@ static void test_create_errors(void **state)
     }
     free(buf);
 
-    /* KRONECKER may be implemented later; until then it is a valid but unsupported request. */
-    o = valid_options();
-    o.recurrence = ATTN_RECURRENCE_KRONECKER;
-    o.hidden_size = 8;
-    o.num_factors = 3;
-    o.factor_sizes[0] = o.factor_sizes[1] = o.factor_sizes[2] = 2;
-    rnn = (attn_rnn *)(uintptr_t)0x1;
-    attn_status s = attn_rnn_create(&rnn, &o);
-    if (s == ATTN_OK) {
-        attn_rnn_destroy(rnn);
-    } else {
-        expect_create_failure(&o, ATTN_E_UNSUPPORTED, "recurrence|KRONECKER|Kronecker|kronecker", "KRONECKER");
-    }
+    test_kronecker_create_errors();
 }
 
 enum { H_LSTM, H_GRU, H_ELMAN, H_NULL, H_KINDS };
@@ -1034,6 +1487,7 @@ static void test_threads(void **state)
     static const rnn_cfg cfgs[] = {
         {ATTN_CELL_LSTM, ATTN_RECURRENCE_DENSE, 1, 1, 2, 16, 32, 0},
         {ATTN_CELL_GRU, ATTN_RECURRENCE_LOW_RANK, 1, 1, 2, 16, 32, 8},
+        {ATTN_CELL_LSTM, ATTN_RECURRENCE_KRONECKER, 1, 1, 2, 16, 32, 0}, /* 2 x 2 x 2 x 2 x 2 */
     };
     const int64_t B = 32, T = 4; /* a wide batch widens the window in which a shared buffer would be overwritten */
     char ctx[200];
@@ -1140,6 +1594,8 @@ static void test_cost_and_forward_agree(void **state)
         {ATTN_CELL_LSTM, ATTN_RECURRENCE_DENSE, 1, 1, 3, 5, 7, 0},
         {ATTN_CELL_GRU, ATTN_RECURRENCE_LOW_RANK, 0, 1, 1, 1, (int64_t)1 << 20, 1},
         {ATTN_CELL_RNN_TANH, ATTN_RECURRENCE_DENSE, 1, 0, 1024, 1, 1, 0},
+        /* factors 2^10 x 2^10: its GEMMs have B * H rows, so batch is bounded by INT32_MAX / H. */
+        {ATTN_CELL_GRU, ATTN_RECURRENCE_KRONECKER, 0, 1, 1, 1, (int64_t)1 << 20, 0},
     };
     static const int64_t sizes[] = {1, 7, 1 << 20, INT32_MAX / 8, INT32_MAX, (int64_t)1 << 31, (int64_t)1 << 40,
                                     INT64_MAX / 2, INT64_MAX};
@@ -1232,7 +1688,12 @@ int main(void)
          (void *)&all_cells[1]},
         {"test_forward_matches_reference_LSTM", test_forward_matches_reference, NULL, NULL, (void *)&all_cells[2]},
         {"test_forward_matches_reference_GRU", test_forward_matches_reference, NULL, NULL, (void *)&all_cells[3]},
+        cmocka_unit_test(test_forward_lengths),
+        cmocka_unit_test(test_forward_lengths_full_is_forward),
+        cmocka_unit_test(test_forward_lengths_errors),
         cmocka_unit_test(test_low_rank_full_rank_equals_dense),
+        cmocka_unit_test(test_kronecker_equals_dense),
+        cmocka_unit_test(test_kronecker_init),
         cmocka_unit_test(test_recurrent_matrix),
         cmocka_unit_test(test_cost),
         cmocka_unit_test(test_workspace_reuse),

@@ -22,7 +22,7 @@ typedef struct attn_rnn attn_rnn;
 /* attn_rnn_options.recurrence: how R(h), the (G*H)-by-H recurrent map, is parameterized. */
 #define ATTN_RECURRENCE_DENSE 0     /* R(h) = W_hh h                                          */
 #define ATTN_RECURRENCE_LOW_RANK 1  /* R(h) = U (V h), U (G*H, rank), V (rank, H)             */
-#define ATTN_RECURRENCE_KRONECKER 2 /* per gate, W_g = K_0 (x) K_1 (x) ... (not yet: UNSUPPORTED) */
+#define ATTN_RECURRENCE_KRONECKER 2 /* per gate g, W_g = K_{g,0} (x) K_{g,1} (x) ... (x) K_{g,F-1}  */
 
 #define ATTN_RNN_MAX_FACTORS 8
 
@@ -36,8 +36,9 @@ typedef struct attn_rnn_options {
     int64_t hidden_size;   /* H > 0; no default (0) */
     int64_t num_layers;    /* L >= 1; default 1 */
     int64_t rank;          /* LOW_RANK only: 1 <= rank <= H */
-    int64_t num_factors;   /* KRONECKER only: 1..ATTN_RNN_MAX_FACTORS */
-    int64_t factor_sizes[ATTN_RNN_MAX_FACTORS]; /* KRONECKER only: p_f >= 1, product = H */
+    int64_t num_factors;   /* KRONECKER only: F in 1..ATTN_RNN_MAX_FACTORS */
+    int64_t factor_sizes[ATTN_RNN_MAX_FACTORS]; /* KRONECKER only: p_f >= 1 for f < F, product = H;
+                                                   entries from F on must be 0 */
     uint32_t flags;        /* reserved, must be 0 */
 } attn_rnn_options;
 
@@ -45,7 +46,14 @@ typedef struct attn_rnn_options {
 ATTN_API attn_status attn_rnn_options_init(attn_rnn_options *options);
 
 /* Creates a recurrent network. *out is NULL on failure. Parameters are initialized with
- * attn_params_init(params, 0) so a new handle is usable at once; set or load real weights. */
+ * attn_params_init(params, 0) so a new handle is usable at once; set or load real weights.
+ * Init laws (attn_params_init): every tensor U(-1/sqrt(H), 1/sqrt(H)) as in PyTorch, except the
+ * LOW_RANK factors (U ~ U(-1/sqrt(rank), 1/sqrt(rank))) and the KRONECKER factors
+ * weight_hh_l{l}_kron{f} (G, p_f, p_f): every entry U(-a, a) with a = sqrt(3) * (3H)^(-1/(2F)),
+ * which gives the entries of each gate's product W_g the variance 1/(3H) of PyTorch's dense law.
+ * Errors: ATTN_E_INVALID_ARG naming the option (for KRONECKER: num_factors outside
+ * 1..ATTN_RNN_MAX_FACTORS, a factor_sizes[f] < 1, a nonzero entry beyond num_factors, a product
+ * that is not hidden_size or overflows), ATTN_E_NOMEM. */
 ATTN_API attn_status attn_rnn_create(attn_rnn **out, const attn_rnn_options *options);
 /* NULL is accepted and ignored. */
 ATTN_API void attn_rnn_destroy(attn_rnn *rnn);
@@ -67,20 +75,40 @@ ATTN_API attn_status attn_rnn_get_options(const attn_rnn *rnn, attn_rnn_options 
  * memory). Thread-safe on a const handle as long as each thread uses its own workspace (or NULL:
  * the call then allocates and frees its scratch memory itself). Errors: ATTN_E_INVALID_ARG (NULL
  * handle, x or y; c0/c_n for a non-LSTM cell; overlapping outputs), ATTN_E_SHAPE (batch or seq_len
- * < 1, sizes beyond the 32-bit index range of BLAS, or whose FLOP count or workspace overflows;
+ * < 1, sizes beyond the 32-bit index range of BLAS -- for KRONECKER also batch * hidden_size --,
+ * or whose FLOP count or workspace overflows;
  * attn_rnn_cost rejects exactly the same shapes), ATTN_E_NOMEM. NaN and Inf in the inputs are not
  * rejected: they propagate through the gates as in PyTorch. */
 ATTN_API attn_status attn_rnn_forward(const attn_rnn *rnn, attn_workspace *ws, int64_t batch, int64_t seq_len,
                                       const float *x, const float *h0, const float *c0, float *y, float *h_n,
                                       float *c_n);
 
+/* (Added in 1.1.) Runs the network over a batch of variable-length sequences, as PyTorch's
+ * pack_padded_sequence -> module -> pad_packed_sequence (enforce_sorted=False, batch_first=True):
+ * sequence b has lengths[b] valid steps, 1 <= lengths[b] <= seq_len, in any order. The tensors are
+ * those of attn_rnn_forward.
+ * Inputs x[b, t] for t >= lengths[b] are never read into a state (they may hold anything, NaN
+ * included); y[b, t] for t >= lengths[b] is 0; h_n/c_n hold each sequence's state after its own last
+ * step (lengths[b] - 1 forward; step 0 for a reverse direction, which starts at lengths[b] - 1).
+ * With every length equal to seq_len the results equal attn_rnn_forward's bit for bit. Uses the
+ * workspace attn_rnn_cost reports for (batch, seq_len). Same thread rule and aliasing rule as
+ * attn_rnn_forward (lengths counts as an input). Errors: those of attn_rnn_forward, and
+ * ATTN_E_INVALID_ARG for a NULL lengths, ATTN_E_SHAPE naming lengths[b] for a length outside
+ * 1..seq_len. */
+ATTN_API attn_status attn_rnn_forward_lengths(const attn_rnn *rnn, attn_workspace *ws, int64_t batch,
+                                              int64_t seq_len, const int64_t *lengths, const float *x,
+                                              const float *h0, const float *c0, float *y, float *h_n, float *c_n);
+
 /* Materializes the effective recurrent matrix of one layer and direction (0 forward, 1 reverse):
  * out [G * hidden_size, hidden_size], gate blocks in PyTorch's row order. For DENSE it is weight_hh,
- * for LOW_RANK the product U V. Intended for rank analysis; forward never forms it. */
+ * for LOW_RANK the product U V, for KRONECKER gate block g is K_{g,0} (x) ... (x) K_{g,F-1}.
+ * Intended for rank analysis; forward never forms it. */
 ATTN_API attn_status attn_rnn_recurrent_matrix(const attn_rnn *rnn, int64_t layer, int64_t direction, float *out);
 
 /* Parameters, FLOPs and workspace bytes of attn_rnn_forward for this shape. FLOPs count the matrix
- * products (input projections and recurrence, multiply-add = 2), not the element-wise gate math. */
+ * products (input projections and recurrence, multiply-add = 2), not the element-wise gate math;
+ * the recurrence costs 2*B*G*H*H per step (DENSE), 2*B*(r*H + G*H*r) (LOW_RANK) or
+ * 2*B*G*H*sum(p_f) (KRONECKER). */
 ATTN_API attn_status attn_rnn_cost(const attn_rnn *rnn, int64_t batch, int64_t seq_len, attn_cost *out);
 
 #ifdef __cplusplus

@@ -152,6 +152,12 @@ float attn__exp_sum(float *x, int64_t n, float shift);
  * whole row NaN (PyTorch's pattern). */
 void attn__softmax(float *x, int64_t n, const uint8_t *mask);
 
+/* The LSTM cell of one batch row, shared by the RNN family and the memory RNN's controller:
+ * gates [4n] holds the pre-activations in PyTorch's order i, f, g, o and is consumed; then
+ * c' = sigmoid(f) c + sigmoid(i) tanh(g) in place of c [n], and h_out [n] = sigmoid(o) tanh(c')
+ * (h_out may be the row the caller read h from: the gates are already computed). */
+void attn__lstm_cell(int64_t n, float *gates, float *c, float *h_out);
+
 /* ---- thread team (team.c) ----------------------------------------------------------------- */
 
 /* Row work that runs between two BLAS calls (a softmax, a recurrent cell's gates) would run on the

@@ -163,6 +163,21 @@ ATTN_VECTOR_CLONES void attn__scale(float *x, int64_t n, float a)
         x[i] *= a;
 }
 
+void attn__lstm_cell(int64_t n, float *gates, float *c, float *h_out)
+{
+    float *in = gates, *forget = gates + n, *cand = gates + 2 * n, *outg = gates + 3 * n;
+    attn__sigmoid(gates, 2 * n);
+    attn__tanh(cand, n);
+    attn__sigmoid(outg, n);
+    for (int64_t j = 0; j < n; j++) {
+        c[j] = forget[j] * c[j] + in[j] * cand[j];
+        in[j] = c[j]; /* the input gate is consumed: its slot holds tanh(c) next */
+    }
+    attn__tanh(in, n);
+    for (int64_t j = 0; j < n; j++)
+        h_out[j] = outg[j] * in[j];
+}
+
 bool attn__has_nan(const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)

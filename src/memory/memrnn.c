@@ -315,10 +315,11 @@ static void fill_rows(float *y, int64_t rows, int64_t n, int64_t ldy, const floa
 /* PyTorch's softplus (beta 1, threshold 20). */
 static float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
-/* One step of an LSTM layer over the batch, PyTorch gate order i, f, g, o: gates = x1 W1^T (+ x2 W2^T:
- * the second block of W_ih's columns) + h W_hh^T + b_ih + b_hh; then c, h updated in place.
- * TO BE REPLACED by the shared LSTM cell of src/core/ once the RNN family exposes one (this is the
- * cell of src/rnn/rnn.c restated; the public attn_rnn cannot run on weights it does not own). */
+/* One step of an LSTM layer over the batch: gates = x1 W1^T (+ x2 W2^T: the second block of W_ih's
+ * columns) + h W_hh^T + b_ih + b_hh, then the RNN family's cell (attn__lstm_cell) updates c and h in
+ * place. The controller's input at step t depends on the reads of step t - 1, so its projections
+ * cannot be hoisted over the sequence as attn_rnn does; its weights live in this handle's registry
+ * under pytorch-ntm's names, so the GEMMs are its own. */
 static void lstm_layer_step(int64_t batch, int64_t hidden, const float *x1, int64_t n1, int64_t ldx1,
                             const float *x2, int64_t n2, const float *w_ih, const float *w_hh, const float *b_ih,
                             const float *b_hh, float *gates, float *h, float *c)
@@ -331,19 +332,8 @@ static void lstm_layer_step(int64_t batch, int64_t hidden, const float *x1, int6
     if (n2)
         attn__sgemm(false, true, batch, gh, n2, 1.0f, x2, n2, w_ih + n1, in, 1.0f, gates, gh);
     attn__sgemm(false, true, batch, gh, hidden, 1.0f, h, hidden, w_hh, hidden, 1.0f, gates, gh);
-    for (int64_t b = 0; b < batch; b++) {
-        float *g = gates + b * gh, *cb = c + b * hidden, *hb = h + b * hidden;
-        attn__sigmoid(g, 2 * hidden);
-        attn__tanh(g + 2 * hidden, hidden);
-        attn__sigmoid(g + 3 * hidden, hidden);
-        for (int64_t j = 0; j < hidden; j++) {
-            cb[j] = g[hidden + j] * cb[j] + g[j] * g[2 * hidden + j];
-            g[j] = cb[j];
-        }
-        attn__tanh(g, hidden);
-        for (int64_t j = 0; j < hidden; j++)
-            hb[j] = g[3 * hidden + j] * g[j];
-    }
+    for (int64_t b = 0; b < batch; b++)
+        attn__lstm_cell(hidden, gates + b * gh, c + b * hidden, h + b * hidden);
 }
 
 /* True when slot a's weight ranks before slot b's: larger, or equal with the lower index. */

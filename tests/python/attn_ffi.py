@@ -194,6 +194,8 @@ declare({
     "attn_rnn_get_options": (c_int32, [c_void_p, POINTER(RnnOptions)]),
     "attn_rnn_forward": (c_int32, [c_void_p, c_void_p, c_int64, c_int64, _FLOAT_P, _FLOAT_P, _FLOAT_P,
                                    _FLOAT_P, _FLOAT_P, _FLOAT_P]),
+    "attn_rnn_forward_lengths": (c_int32, [c_void_p, c_void_p, c_int64, c_int64, POINTER(c_int64), _FLOAT_P,
+                                           _FLOAT_P, _FLOAT_P, _FLOAT_P, _FLOAT_P, _FLOAT_P]),
     "attn_rnn_recurrent_matrix": (c_int32, [c_void_p, c_int64, c_int64, _FLOAT_P]),
     "attn_rnn_cost": (c_int32, [c_void_p, c_int64, c_int64, POINTER(Cost)]),
     # attention.h
@@ -396,8 +398,9 @@ class Rnn(_Handle):
         o = self.options
         return (o.num_layers * self.directions, batch, o.hidden_size)
 
-    def forward(self, x, h0=None, c0=None, want_h=True, want_c=None, ws=None):
-        """x [B,T,I] -> (y [B,T,D*H], h_n or None, c_n or None). want_c defaults to "LSTM"."""
+    def forward(self, x, h0=None, c0=None, want_h=True, want_c=None, ws=None, lengths=None):
+        """x [B,T,I] -> (y [B,T,D*H], h_n or None, c_n or None). want_c defaults to "LSTM".
+        With `lengths` ([B] integers) it calls attn_rnn_forward_lengths instead."""
         x = f32(x)
         batch, seq_len = x.shape[0], x.shape[1]
         if want_c is None:
@@ -407,9 +410,19 @@ class Rnn(_Handle):
         y = np.empty((batch, seq_len, self.directions * self.options.hidden_size), dtype=np.float32)
         h_n = np.empty(self.state_shape(batch), dtype=np.float32) if want_h else None
         c_n = np.empty(self.state_shape(batch), dtype=np.float32) if want_c else None
-        check(lib.attn_rnn_forward(self.ptr, None if ws is None else ws.ptr, batch, seq_len, fptr(x),
-                                   fptr(h0), fptr(c0), fptr(y), fptr(h_n), fptr(c_n)))
+        ws_ptr = None if ws is None else ws.ptr
+        tensors = (fptr(x), fptr(h0), fptr(c0), fptr(y), fptr(h_n), fptr(c_n))
+        if lengths is None:
+            check(lib.attn_rnn_forward(self.ptr, ws_ptr, batch, seq_len, *tensors))
+        else:
+            lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+            check(lib.attn_rnn_forward_lengths(self.ptr, ws_ptr, batch, seq_len,
+                                               lengths.ctypes.data_as(POINTER(c_int64)), *tensors))
         return y, h_n, c_n
+
+    def forward_lengths(self, x, lengths, h0=None, c0=None, want_h=True, want_c=None, ws=None):
+        """attn_rnn_forward_lengths: x [B,T,I], lengths [B] -> (y, h_n or None, c_n or None)."""
+        return self.forward(x, h0, c0, want_h, want_c, ws, lengths)
 
     def cost(self, batch, seq_len):
         c = Cost()

@@ -2,7 +2,9 @@
 
 Weights move by name (PyTorch's state_dict keys), directly with attn_params_set and through
 safetensors files (F32, F64, F16, BF16, with and without a prefix); attn_params_save is read back
-by an independent reader and loaded into PyTorch. Run by ctest (tests/python.cmake) with ATTN_LIB
+by an independent reader and loaded into PyTorch. The KRONECKER recurrence is checked against
+np.kron of its factors and against the torch module given the materialized matrix as weight_hh;
+attn_rnn_forward_lengths against pack_padded_sequence -> module -> pad_packed_sequence. Run by ctest (tests/python.cmake) with ATTN_LIB
 naming the library; by hand: ATTN_LIB=build/libattn.so /usr/bin/python3 test_rnn_torch.py
 """
 
@@ -193,6 +195,175 @@ class TestForwardDetails(RnnTestCase):
             with self.assertRaises(A.AttnError) as ctx:
                 rnn.forward(x, want_c=True)
             self.assertEqual(ctx.exception.status, A.ATTN_E_INVALID_ARG)
+
+
+# ---- the Kronecker recurrence -----------------------------------------------------------------
+# docs/rnn.md: gate block g of the recurrent matrix is K_{g,0} (x) ... (x) K_{g,F-1}, the factors
+# being the tensors weight_hh_l{l}_kron{f}[_reverse] (G, p_f, p_f). PyTorch has no such module, so
+# the reference is the torch module whose weight_hh is that matrix.
+
+GATES = {"tanh": 1, "relu": 1, "lstm": 4, "gru": 3}
+KRON_FACTORS = ((6,), (2, 3), (3, 1, 2), (2, 2, 3), (2, 2, 2, 2))
+
+
+def make_kronecker(cell, input_size, factors, layers=2, bidir=True, bias=True):
+    return A.Rnn(cell=CELLS[cell], recurrence=A.ATTN_RECURRENCE_KRONECKER, input_size=input_size,
+                 hidden_size=int(np.prod(factors)), num_layers=layers, bidirectional=bidir, bias=bias,
+                 num_factors=len(factors), factor_sizes=factors)
+
+
+def kron_matrix(rnn, cell, layer, direction):
+    """The (G*H, H) matrix in float64 with numpy's np.kron, from the factors read back by name."""
+    suffix = "_reverse" if direction else ""
+    o = rnn.options
+    factors = [rnn.params.get("weight_hh_l%d_kron%d%s" % (layer, f, suffix)).astype(np.float64)
+               for f in range(o.num_factors)]
+    blocks = []
+    for g in range(GATES[cell]):
+        w = np.ones((1, 1))
+        for k in factors:
+            w = np.kron(w, k[g])
+        blocks.append(w)
+    return np.vstack(blocks)
+
+
+def dense_twin(rnn, cell, bias=True):
+    """The torch module (2 layers, bidirectional, input 5) computing what a KRONECKER handle does:
+    weight_hh = its attn_rnn_recurrent_matrix, weight_ih and biases copied by name."""
+    module = make_module(cell, 5, rnn.options.hidden_size, 2, True, bias)
+    state = {}
+    for name in module.state_dict():
+        if name.startswith("weight_hh_l"):
+            layer = int(name[len("weight_hh_l"):].split("_")[0])
+            state[name] = rnn.recurrent_matrix(layer, int(name.endswith("_reverse")))
+        else:
+            state[name] = rnn.params.get(name)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    return module
+
+
+class TestKronecker(RnnTestCase):
+    def check_kronecker(self, cell, factors, bias, seed):
+        with make_kronecker(cell, 5, factors, bias=bias) as rnn:
+            rnn.params.init(seed)
+            module = dense_twin(rnn, cell, bias)
+            for layer, direction in itertools.product(range(2), range(2)):
+                self.assert_close(rnn.recurrent_matrix(layer, direction), kron_matrix(rnn, cell, layer, direction),
+                                  "recurrent_matrix(%d, %d) vs np.kron" % (layer, direction))
+            x, h0, c0 = self.inputs(cell, module, 3, 7, True, seed)
+            self.assert_outputs(rnn.forward(x, h0, c0), torch_reference(module, cell, x, h0, c0),
+                                "KRONECKER %s forward vs torch" % (factors,))
+
+    def test_tensor_names(self):
+        with make_kronecker("lstm", 5, (2, 3, 4)) as rnn:
+            infos = rnn.params.infos()
+            kron = [(n, s) for n, s, _ in infos if "_kron" in n]
+            self.assertEqual(kron, [("weight_hh_l%d_kron%d%s" % (l, f, r), (4, p, p))
+                                    for l in range(2) for r in ("", "_reverse") for f, p in enumerate((2, 3, 4))])
+            self.assertFalse(any(n.startswith("weight_hh_l0_reverse") or n == "weight_hh_l0" for n, _, _ in infos))
+            self.assertEqual(rnn.cost(1, 1).params, sum(c for _, _, c in infos))
+
+    def test_bad_factors(self):
+        for sizes, what in (((2, 3), "factor_sizes"), ((2, 0, 3), "factor_sizes"), ((), "num_factors")):
+            with self.assertRaises(A.AttnError) as ctx:
+                A.Rnn(cell=A.ATTN_CELL_GRU, recurrence=A.ATTN_RECURRENCE_KRONECKER, input_size=3, hidden_size=12,
+                      num_factors=len(sizes), factor_sizes=sizes)
+            self.assertEqual(ctx.exception.status, A.ATTN_E_INVALID_ARG)
+            self.assertIn(what, ctx.exception.message)
+
+
+def _add_kronecker_cases():
+    for seed, (cell, factors, bias) in enumerate(itertools.product(CELLS, KRON_FACTORS, (True, False))):
+        name = "test_%s_%s_%s" % (cell, "x".join(map(str, factors)), "bias" if bias else "nobias")
+        setattr(TestKronecker, name, lambda self, a=(cell, factors, bias, 40 + seed): self.check_kronecker(*a))
+
+
+_add_kronecker_cases()
+
+
+# ---- variable-length batches: attn_rnn_forward_lengths vs pack_padded_sequence ----------------
+
+
+def torch_packed_reference(module, cell, x, lengths, h0=None, c0=None):
+    """(y, h_n, c_n or None) in float64 through pack_padded_sequence (enforce_sorted=False) ->
+    module -> pad_packed_sequence, y padded with zeros to x's length."""
+    m = copy.deepcopy(module).double()
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    packed = nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths, dtype=torch.int64), batch_first=True,
+                                               enforce_sorted=False)
+    shape = (m.num_layers * (2 if m.bidirectional else 1), xt.shape[0], m.hidden_size)
+
+    def state(s):
+        return torch.zeros(shape, dtype=torch.float64) if s is None else torch.from_numpy(np.asarray(s, np.float64))
+
+    with torch.no_grad():
+        if cell == "lstm":
+            out, (h_n, c_n) = m(packed, (state(h0), state(c0)))
+        else:
+            out, h_n = m(packed, state(h0))
+            c_n = None
+        y, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=xt.shape[1])
+    return y.numpy(), h_n.numpy(), None if c_n is None else c_n.numpy()
+
+
+class TestForwardLengths(RnnTestCase):
+    LENGTHS = (([3, 7, 1, 5, 7], 7), ([2, 4, 1], 6))  # unsorted; the second never reaches T
+
+    def check_lengths(self, cell, layers, bidir, with_state, seed):
+        torch.manual_seed(seed)
+        module = make_module(cell, 5, 7, layers, bidir)
+        with make_handle(cell, 5, 7, layers, bidir) as rnn:
+            rnn.params.set_all(numpy_state(module.state_dict()))
+            for lengths, seq_len in self.LENGTHS:
+                x, h0, c0 = self.inputs(cell, module, len(lengths), seq_len, with_state, seed)
+                for b, n in enumerate(lengths):
+                    x[b, n:] = np.nan  # never read into a state
+                got = rnn.forward_lengths(x, lengths, h0, c0)
+                ref = torch_packed_reference(module, cell, np.nan_to_num(x), lengths, h0, c0)
+                self.assert_outputs(got, ref, "lengths %s" % lengths)
+                for b, n in enumerate(lengths):
+                    self.assertTrue(np.all(got[0][b, n:] == 0), "y beyond lengths[%d] = %d" % (b, n))
+
+    def test_kronecker(self):
+        # The torch module given the materialized Kronecker matrices as weight_hh.
+        for cell in CELLS:
+            with make_kronecker(cell, 5, (2, 3)) as rnn:
+                rnn.params.init(3)
+                module = dense_twin(rnn, cell)
+                lengths = [4, 1, 6, 2]
+                x, h0, c0 = self.inputs(cell, module, 4, 6, True, 5)
+                self.assert_outputs(rnn.forward_lengths(x, lengths, h0, c0),
+                                    torch_packed_reference(module, cell, x, lengths, h0, c0), cell)
+
+    def test_full_lengths_bitwise_equal_forward(self):
+        for cell in CELLS:
+            module = make_module(cell, 5, 7, 2, True)
+            with make_handle(cell, 5, 7, 2, True) as rnn:
+                rnn.params.set_all(numpy_state(module.state_dict()))
+                x, h0, c0 = self.inputs(cell, module, 3, 6, True, 9)
+                for a, b in zip(rnn.forward(x, h0, c0), rnn.forward_lengths(x, [6, 6, 6], h0, c0)):
+                    if a is not None:
+                        np.testing.assert_array_equal(a, b, cell)
+
+    def test_bad_lengths(self):
+        with make_handle("gru", 5, 7) as rnn:
+            x = np.zeros((2, 3, 5), np.float32)
+            for lengths in ([0, 3], [3, 4], [-2, 1]):
+                with self.assertRaises(A.AttnError) as ctx:
+                    rnn.forward_lengths(x, lengths)
+                self.assertEqual(ctx.exception.status, A.ATTN_E_SHAPE)
+                self.assertIn("lengths[", ctx.exception.message)
+
+
+def _add_lengths_cases():
+    table = itertools.product(CELLS, (1, 2), (False, True), (False, True))
+    for seed, (cell, layers, bidir, with_state) in enumerate(table):
+        name = "test_%s_L%d_%s_%s" % (cell, layers, "bi" if bidir else "uni", "h0" if with_state else "zero_state")
+        setattr(TestForwardLengths, name,
+                lambda self, a=(cell, layers, bidir, with_state, 60 + seed): self.check_lengths(*a))
+
+
+_add_lengths_cases()
 
 
 # ---- the options struct and the tensor list --------------------------------------------------
