@@ -87,8 +87,8 @@ static int bench_ntm(const bench_config *cfg)
     int failed = 0;
     for (int s = 0; s < n_sizes; s++) {
         const int64_t slots = sizes[s], steps = slots >= 16384 ? 4 : 16;
-        attn_memrnn *dense = make_ntm(slots, width, controller, ATTN_ADDRESSING_DENSE, 0);
-        attn_memrnn *sparse = make_ntm(slots, width, controller, ATTN_ADDRESSING_SPARSE, top_k);
+        attn_memrnn *dense = make_ntm(slots, width, controller, ATTN_MEMORY_DENSE, 0);
+        attn_memrnn *sparse = make_ntm(slots, width, controller, ATTN_MEMORY_SPARSE, top_k);
         attn_workspace *ws = NULL;
         attn_cost cost;
         if (!dense || !sparse || attn_workspace_create(&ws) != ATTN_OK ||
@@ -225,7 +225,7 @@ static int bench_ntm_capacity(const bench_config *cfg)
     attn_workspace *ws = NULL;
     attn_workspace_create(&ws);
     for (int sparse = 0; sparse <= 1; sparse++) {
-        attn_memrnn *ntm = make_ntm(8, 64, 64, sparse ? ATTN_ADDRESSING_SPARSE : ATTN_ADDRESSING_DENSE, 2);
+        attn_memrnn *ntm = make_ntm(8, 64, 64, sparse ? ATTN_MEMORY_SPARSE : ATTN_MEMORY_DENSE, 2);
         ntm_run r = {ntm, ws, batch, steps, x, y};
         attn_cost cost;
         double t;

@@ -326,7 +326,7 @@ static void check_against_reference(const mem_cfg *c, int64_t batch, int64_t ste
     const int64_t heads = c->heads ? c->heads : 1;
     double *y = new_doubles(batch * steps * c->out), *rw = new_doubles(batch * steps * heads * c->n);
     double *mem = new_doubles(batch * c->n * c->w);
-    ref_forward(m, batch, steps, x, c->addressing == ATTN_ADDRESSING_SPARSE ? c->top_k : 0, y, rw, mem);
+    ref_forward(m, batch, steps, x, c->addressing == ATTN_MEMORY_SPARSE ? c->top_k : 0, y, rw, mem);
     char ctx[200];
     snprintf(ctx, sizeof ctx, "in=%lld out=%lld C=%lld L=%lld R=%lld N=%lld W=%lld %s top_k=%lld B=%lld T=%lld",
              (long long)c->in, (long long)c->out, (long long)c->c, (long long)c->layers, (long long)heads,
@@ -365,7 +365,7 @@ static void test_sparse_forward(void **state)
     for (int i = 0; i < COUNT_OF(dense_cfgs); i++)
         for (int k = 0; k < COUNT_OF(top_ks); k++) {
             mem_cfg c = dense_cfgs[i];
-            c.addressing = ATTN_ADDRESSING_SPARSE;
+            c.addressing = ATTN_MEMORY_SPARSE;
             c.top_k = top_ks[k];
             check_against_reference(&c, 3, 20, (uint64_t)(1000 + 10 * i + k));
         }
@@ -385,7 +385,7 @@ static void test_sparse_all_slots_is_dense(void **state)
         const mem_cfg *d = &dense_cfgs[i];
         for (int extra = 0; extra < 2; extra++) {
             mem_cfg s = *d;
-            s.addressing = ATTN_ADDRESSING_SPARSE;
+            s.addressing = ATTN_MEMORY_SPARSE;
             s.top_k = d->n + extra * 100;
             attn_memrnn *md = create(d), *ms = create(&s);
             randomize(md, 7 + (uint64_t)i);
@@ -413,7 +413,7 @@ static void test_top1_changes_one_row(void **state)
     (void)state;
     for (int64_t heads = 1; heads <= 2; heads++) {
         const mem_cfg c = {.in = 3, .out = 2, .c = 8, .layers = 1, .heads = heads, .n = 12, .w = 5,
-                           .addressing = ATTN_ADDRESSING_SPARSE, .top_k = 1};
+                           .addressing = ATTN_MEMORY_SPARSE, .top_k = 1};
         attn_memrnn *m = create(&c);
         randomize(m, 77);
         const int64_t batch = 4;
@@ -580,7 +580,7 @@ static void test_cost(void **state)
     const mem_cfg cfgs[] = {
         {.in = 3, .out = 2, .c = 8, .layers = 1, .heads = 1, .n = 6, .w = 4},
         {.in = 5, .out = 3, .c = 12, .layers = 2, .heads = 2, .n = 10, .w = 5},
-        {.in = 5, .out = 3, .c = 12, .layers = 3, .heads = 2, .n = 100, .w = 7, .addressing = ATTN_ADDRESSING_SPARSE,
+        {.in = 5, .out = 3, .c = 12, .layers = 3, .heads = 2, .n = 100, .w = 7, .addressing = ATTN_MEMORY_SPARSE,
          .top_k = 4},
     };
     for (int i = 0; i < COUNT_OF(cfgs); i++) {
@@ -588,7 +588,7 @@ static void test_cost(void **state)
         attn_memrnn *m = create(c);
         for (int64_t batch = 1; batch <= 3; batch += 2) {
             const int64_t steps = 7, r = c->heads, n = c->n, w = c->w;
-            const int64_t kept = c->addressing == ATTN_ADDRESSING_SPARSE && c->top_k < n ? c->top_k : n;
+            const int64_t kept = c->addressing == ATTN_MEMORY_SPARSE && c->top_k < n ? c->top_k : n;
             int64_t per = 2 * 4 * c->c * (c->in + r * w + c->c) + (c->layers - 1) * 2 * 4 * c->c * 2 * c->c;
             per += 2 * c->c * r * (4 * w + 12) + 2 * c->out * (c->c + r * w);
             per += r * (4 * n * w + 2 * kept * w + 4 * kept * w);
@@ -634,7 +634,7 @@ static void test_options_init(void **state)
     assert_int_equal(o.num_heads, 1);
     assert_int_equal(o.memory_slots, 0);
     assert_int_equal(o.memory_width, 0);
-    assert_int_equal(o.addressing, ATTN_ADDRESSING_DENSE);
+    assert_int_equal(o.addressing, ATTN_MEMORY_DENSE);
     assert_int_equal(o.top_k, 0);
     assert_int_equal(o.flags, 0);
     EXPECT_FAILURE(attn_memrnn_options_init(NULL), ATTN_E_INVALID_ARG, "attn_memrnn_options_init", "options",
@@ -674,7 +674,7 @@ static void test_create_errors(void **state)
     o.addressing = -1;
     expect_create_failure(&o, ATTN_E_INVALID_ARG, "addressing", "addressing -1");
     o = cfg_options(&base);
-    o.addressing = ATTN_ADDRESSING_SPARSE;
+    o.addressing = ATTN_MEMORY_SPARSE;
     o.top_k = 0;
     expect_create_failure(&o, ATTN_E_INVALID_ARG, "top_k", "SPARSE top_k 0");
     o.top_k = -3;
@@ -783,7 +783,7 @@ static void test_nan_input(void **state)
     (void)state;
     for (int sparse = 0; sparse < 2; sparse++) {
         const mem_cfg c = {.in = 3, .out = 2, .c = 8, .layers = 2, .heads = 2, .n = 9, .w = 4,
-                           .addressing = sparse ? ATTN_ADDRESSING_SPARSE : ATTN_ADDRESSING_DENSE, .top_k = 2};
+                           .addressing = sparse ? ATTN_MEMORY_SPARSE : ATTN_MEMORY_DENSE, .top_k = 2};
         attn_memrnn *m = create(&c);
         randomize(m, 12);
         const int64_t batch = 2, steps = 6, bad_t = 2;
@@ -854,7 +854,7 @@ static void test_threads(void **state)
     (void)state;
     for (int sparse = 0; sparse < 2; sparse++) {
         const mem_cfg c = {.in = 4, .out = 3, .c = 16, .layers = 2, .heads = 2, .n = 20, .w = 6,
-                           .addressing = sparse ? ATTN_ADDRESSING_SPARSE : ATTN_ADDRESSING_DENSE, .top_k = 3};
+                           .addressing = sparse ? ATTN_MEMORY_SPARSE : ATTN_MEMORY_DENSE, .top_k = 3};
         attn_memrnn *m = create(&c);
         randomize(m, 41);
         const int64_t batch = 3, steps = 12;

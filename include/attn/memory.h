@@ -14,11 +14,11 @@ extern "C" {
 
 typedef struct attn_memrnn attn_memrnn;
 
-/* attn_memrnn_options.addressing. (Named ADDRESSING, not MEMORY: attention.h's ATTN_MEMORY_* are the
- * values of attn_mha_options.memory_mode.) */
-#define ATTN_ADDRESSING_DENSE 0  /* every head reads and writes all N slots with its weighting       */
-#define ATTN_ADDRESSING_SPARSE 1 /* each head keeps its top_k largest weights (renormalized); reads
-                                    and writes touch only those slots                               */
+/* attn_memrnn_options.addressing (not to be confused with attention.h's ATTN_MEMORY_AUTO,
+ * _MATERIALIZE and _STREAMING, the values of attn_mha_options.memory_mode). */
+#define ATTN_MEMORY_DENSE 0  /* every head reads and writes all N slots with its weighting          */
+#define ATTN_MEMORY_SPARSE 1 /* each head keeps its top_k largest weights (renormalized); reads
+                                and writes touch only those slots                                 */
 
 typedef struct attn_memrnn_options {
     uint32_t struct_size;    /* sizeof(attn_memrnn_options), written by attn_memrnn_options_init */

@@ -60,7 +60,7 @@ attn_status attn_memrnn_options_init(attn_memrnn_options *options)
     options->struct_size = sizeof *options;
     options->controller_layers = 1;
     options->num_heads = 1;
-    options->addressing = ATTN_ADDRESSING_DENSE;
+    options->addressing = ATTN_MEMORY_DENSE;
     return ATTN_OK;
 }
 
@@ -85,8 +85,8 @@ static attn_status validate_options(const attn_memrnn_options *o, attn_memrnn *m
         (st = check_range("num_heads", o->num_heads, 1, 1 << 16)) ||
         (st = check_range("memory_slots", o->memory_slots, 1, max_dim)) ||
         (st = check_range("memory_width", o->memory_width, 1, max_dim)) ||
-        (st = check_range("addressing", o->addressing, ATTN_ADDRESSING_DENSE, ATTN_ADDRESSING_SPARSE)) ||
-        (st = check_range("top_k", o->top_k, o->addressing == ATTN_ADDRESSING_SPARSE ? 1 : 0, INT64_MAX)))
+        (st = check_range("addressing", o->addressing, ATTN_MEMORY_DENSE, ATTN_MEMORY_SPARSE)) ||
+        (st = check_range("top_k", o->top_k, o->addressing == ATTN_MEMORY_SPARSE ? 1 : 0, INT64_MAX)))
         return st;
     int64_t rw, head_row, slots;
     if (!attn__mul(o->num_heads, o->memory_width, &rw) || !attn__fits_blas_int(m->ctrl_in = o->input_size + rw) ||
@@ -97,7 +97,7 @@ static attn_status validate_options(const attn_memrnn_options *o, attn_memrnn *m
                           "%lld, controller_size %lld) is beyond the 32-bit index range of BLAS", (long long)o->num_heads,
                           (long long)o->memory_width, (long long)o->input_size, (long long)o->controller_size);
     m->heads_len = head_row;
-    m->kept = o->addressing == ATTN_ADDRESSING_SPARSE && o->top_k < o->memory_slots ? o->top_k : o->memory_slots;
+    m->kept = o->addressing == ATTN_MEMORY_SPARSE && o->top_k < o->memory_slots ? o->top_k : o->memory_slots;
     return ATTN_OK;
 }
 

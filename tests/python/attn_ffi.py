@@ -597,8 +597,8 @@ def run_tests(module_name="__main__", verbosity=2):
 
 # ---- memory.h (attn_memrnn) -------------------------------------------------------------------
 
-ATTN_ADDRESSING_DENSE = 0
-ATTN_ADDRESSING_SPARSE = 1
+ATTN_MEMORY_DENSE = 0
+ATTN_MEMORY_SPARSE = 1
 
 
 class MemrnnOptions(ctypes.Structure):

@@ -209,7 +209,7 @@ class MemrnnTorch(unittest.TestCase):
         x = np.random.default_rng(seed).uniform(-1, 1, (batch, steps, cfg["input_size"])).astype(np.float32)
         options = dict(cfg)
         if top_k is not None:
-            options.update(addressing=A.ATTN_ADDRESSING_SPARSE, top_k=top_k)
+            options.update(addressing=A.ATTN_MEMORY_SPARSE, top_k=top_k)
         with A.Memrnn(**options) as m:
             if via_file:
                 path = os.path.join(self.tmp, "ntm_%d.safetensors" % seed)
@@ -254,7 +254,7 @@ class MemrnnTorch(unittest.TestCase):
         x = np.random.default_rng(3).uniform(-1, 1, (2, 10, cfg["input_size"])).astype(np.float32)
         state = numpy_state(make_model(3, **cfg))
         outs = []
-        for options in (dict(cfg), dict(cfg, addressing=A.ATTN_ADDRESSING_SPARSE, top_k=cfg["memory_slots"])):
+        for options in (dict(cfg), dict(cfg, addressing=A.ATTN_MEMORY_SPARSE, top_k=cfg["memory_slots"])):
             with A.Memrnn(**options) as m:
                 m.params.set_all({k: v for k, v in state.items() if k in m.params.names()})
                 outs.append(m.forward(x))
