@@ -35,25 +35,18 @@ attn_status attn_mha_options_init(attn_mha_options *options)
     return ATTN_OK;
 }
 
-static attn_status check_range(const char *name, int64_t v, int64_t lo, int64_t hi)
-{
-    if (v < lo || v > hi)
-        return attn__fail(ATTN_E_INVALID_ARG, "attn_mha_create: %s must be in %lld..%lld (got %lld)", name,
-                          (long long)lo, (long long)hi, (long long)v);
-    return ATTN_OK;
-}
-
 static attn_status validate_options(const attn_mha_options *o)
 {
+    static const char fn[] = "attn_mha_create";
     /* Extents stay well inside the 32-bit index range of BLAS. */
     const int64_t max_dim = INT32_MAX / 4;
     attn_status st;
-    if ((st = check_range("kind", o->kind, ATTN_MHA_FULL, ATTN_MHA_NYSTROM)) ||
-        (st = check_range("bias", o->bias, 0, 1)) || (st = check_range("causal", o->causal, 0, 1)) ||
-        (st = check_range("memory_mode", o->memory_mode, ATTN_MEMORY_AUTO, ATTN_MEMORY_STREAMING)) ||
-        (st = check_range("embed_dim", o->embed_dim, 1, max_dim)) ||
-        (st = check_range("num_heads", o->num_heads, 1, o->embed_dim)) ||
-        (st = check_range("kdim", o->kdim, 0, max_dim)) || (st = check_range("vdim", o->vdim, 0, max_dim)))
+    if ((st = attn__check_option(fn, "kind", o->kind, ATTN_MHA_FULL, ATTN_MHA_NYSTROM)) ||
+        (st = attn__check_option(fn, "bias", o->bias, 0, 1)) || (st = attn__check_option(fn, "causal", o->causal, 0, 1)) ||
+        (st = attn__check_option(fn, "memory_mode", o->memory_mode, ATTN_MEMORY_AUTO, ATTN_MEMORY_STREAMING)) ||
+        (st = attn__check_option(fn, "embed_dim", o->embed_dim, 1, max_dim)) ||
+        (st = attn__check_option(fn, "num_heads", o->num_heads, 1, o->embed_dim)) ||
+        (st = attn__check_option(fn, "kdim", o->kdim, 0, max_dim)) || (st = attn__check_option(fn, "vdim", o->vdim, 0, max_dim)))
         return st;
     if (o->embed_dim % o->num_heads)
         return attn__fail(ATTN_E_INVALID_ARG, "attn_mha_create: embed_dim %lld is not divisible by num_heads %lld",
@@ -62,15 +55,15 @@ static attn_status validate_options(const attn_mha_options *o)
         return attn__fail(ATTN_E_UNSUPPORTED, "attn_mha_create: causal is only supported by the FULL kind (kind %d)",
                           o->kind);
     if (o->kind == ATTN_MHA_LINFORMER &&
-        ((st = check_range("max_seq_len", o->max_seq_len, 1, max_dim)) ||
-         (st = check_range("proj_len", o->proj_len, 1, max_dim)) ||
-         (st = check_range("sharing", o->sharing, ATTN_LINFORMER_HEADWISE, ATTN_LINFORMER_NONE))))
+        ((st = attn__check_option(fn, "max_seq_len", o->max_seq_len, 1, max_dim)) ||
+         (st = attn__check_option(fn, "proj_len", o->proj_len, 1, max_dim)) ||
+         (st = attn__check_option(fn, "sharing", o->sharing, ATTN_LINFORMER_HEADWISE, ATTN_LINFORMER_NONE))))
         return st;
     if (o->kind == ATTN_MHA_NYSTROM) {
-        if ((st = check_range("num_landmarks", o->num_landmarks, 1, max_dim)) ||
-            (st = check_range("pinv", o->pinv, ATTN_PINV_NEWTON, ATTN_PINV_SVD)) ||
-            (st = check_range("pinv_iterations", o->pinv_iterations, o->pinv == ATTN_PINV_NEWTON ? 1 : 0, 1000)) ||
-            (st = check_range("conv_kernel", o->conv_kernel, 0, max_dim)))
+        if ((st = attn__check_option(fn, "num_landmarks", o->num_landmarks, 1, max_dim)) ||
+            (st = attn__check_option(fn, "pinv", o->pinv, ATTN_PINV_NEWTON, ATTN_PINV_SVD)) ||
+            (st = attn__check_option(fn, "pinv_iterations", o->pinv_iterations, o->pinv == ATTN_PINV_NEWTON ? 1 : 0, 1000)) ||
+            (st = attn__check_option(fn, "conv_kernel", o->conv_kernel, 0, max_dim)))
             return st;
         if (o->pinv == ATTN_PINV_SVD && !attn__pinv_supported(o->num_landmarks, o->num_landmarks))
             return attn__fail(ATTN_E_INVALID_ARG,

@@ -45,6 +45,9 @@ typedef struct attn_buffer {
 attn_status attn__check_aliasing(const char *fn, const attn_buffer *inputs, int n_inputs, const attn_buffer *outputs,
                                  int n_outputs);
 
+/* ATTN_E_INVALID_ARG "fn: name must be in lo..hi (got v)" unless lo <= v <= hi. */
+attn_status attn__check_option(const char *fn, const char *name, int64_t v, int64_t lo, int64_t hi);
+
 /* ---- options structs (errors.c) ----------------------------------------------------------- */
 
 /* Copies a caller's options struct into `dst` (which already holds the defaults), following the

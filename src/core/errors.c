@@ -97,6 +97,14 @@ attn_status attn__check_aliasing(const char *fn, const attn_buffer *inputs, int 
     return ATTN_OK;
 }
 
+attn_status attn__check_option(const char *fn, const char *name, int64_t v, int64_t lo, int64_t hi)
+{
+    if (v < lo || v > hi)
+        return attn__fail(ATTN_E_INVALID_ARG, "%s: %s must be in %lld..%lld (got %lld)", fn, name, (long long)lo,
+                          (long long)hi, (long long)v);
+    return ATTN_OK;
+}
+
 attn_status attn__options_read(const char *fn, void *dst, size_t known_size, size_t first_size, size_t flags_offset,
                                const void *src)
 {

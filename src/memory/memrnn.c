@@ -64,29 +64,22 @@ attn_status attn_memrnn_options_init(attn_memrnn_options *options)
     return ATTN_OK;
 }
 
-static attn_status check_range(const char *name, int64_t v, int64_t lo, int64_t hi)
-{
-    if (v < lo || v > hi)
-        return attn__fail(ATTN_E_INVALID_ARG, "attn_memrnn_create: %s must be in %lld..%lld (got %lld)", name,
-                          (long long)lo, (long long)hi, (long long)v);
-    return ATTN_OK;
-}
-
 /* Validates the options and derives the sizes every product uses; each stays within BLAS's 32-bit
  * indices. */
 static attn_status validate_options(const attn_memrnn_options *o, attn_memrnn *m)
 {
+    static const char fn[] = "attn_memrnn_create";
     const int64_t max_dim = INT32_MAX / 8;
     attn_status st;
-    if ((st = check_range("input_size", o->input_size, 1, max_dim)) ||
-        (st = check_range("output_size", o->output_size, 1, max_dim)) ||
-        (st = check_range("controller_size", o->controller_size, 1, max_dim)) ||
-        (st = check_range("controller_layers", o->controller_layers, 1, 1 << 16)) ||
-        (st = check_range("num_heads", o->num_heads, 1, 1 << 16)) ||
-        (st = check_range("memory_slots", o->memory_slots, 1, max_dim)) ||
-        (st = check_range("memory_width", o->memory_width, 1, max_dim)) ||
-        (st = check_range("addressing", o->addressing, ATTN_MEMORY_DENSE, ATTN_MEMORY_SPARSE)) ||
-        (st = check_range("top_k", o->top_k, o->addressing == ATTN_MEMORY_SPARSE ? 1 : 0, INT64_MAX)))
+    if ((st = attn__check_option(fn, "input_size", o->input_size, 1, max_dim)) ||
+        (st = attn__check_option(fn, "output_size", o->output_size, 1, max_dim)) ||
+        (st = attn__check_option(fn, "controller_size", o->controller_size, 1, max_dim)) ||
+        (st = attn__check_option(fn, "controller_layers", o->controller_layers, 1, 1 << 16)) ||
+        (st = attn__check_option(fn, "num_heads", o->num_heads, 1, 1 << 16)) ||
+        (st = attn__check_option(fn, "memory_slots", o->memory_slots, 1, max_dim)) ||
+        (st = attn__check_option(fn, "memory_width", o->memory_width, 1, max_dim)) ||
+        (st = attn__check_option(fn, "addressing", o->addressing, ATTN_MEMORY_DENSE, ATTN_MEMORY_SPARSE)) ||
+        (st = attn__check_option(fn, "top_k", o->top_k, o->addressing == ATTN_MEMORY_SPARSE ? 1 : 0, INT64_MAX)))
         return st;
     int64_t rw, head_row, slots;
     if (!attn__mul(o->num_heads, o->memory_width, &rw) || !attn__fits_blas_int(m->ctrl_in = o->input_size + rw) ||

@@ -69,21 +69,15 @@ static attn_status validate_options(const attn_rnn_options *o)
     if (o->recurrence < ATTN_RECURRENCE_DENSE || o->recurrence > ATTN_RECURRENCE_KRONECKER)
         return attn__fail(ATTN_E_INVALID_ARG, "%s: recurrence %d is not an ATTN_RECURRENCE_* value", fn,
                           o->recurrence);
-    if (o->bidirectional != 0 && o->bidirectional != 1)
-        return attn__fail(ATTN_E_INVALID_ARG, "%s: bidirectional must be 0 or 1 (got %d)", fn, o->bidirectional);
-    if (o->bias != 0 && o->bias != 1)
-        return attn__fail(ATTN_E_INVALID_ARG, "%s: bias must be 0 or 1 (got %d)", fn, o->bias);
     /* Bounds keep every weight extent, G*H and D*H within the 32-bit index range of BLAS. */
     const int64_t max_size = INT32_MAX / 8;
-    if (o->input_size < 1 || o->input_size > max_size)
-        return attn__fail(ATTN_E_INVALID_ARG, "%s: input_size must be in 1..%lld (got %lld)", fn,
-                          (long long)max_size, (long long)o->input_size);
-    if (o->hidden_size < 1 || o->hidden_size > max_size)
-        return attn__fail(ATTN_E_INVALID_ARG, "%s: hidden_size must be in 1..%lld (got %lld)", fn,
-                          (long long)max_size, (long long)o->hidden_size);
-    if (o->num_layers < 1 || o->num_layers > 1024)
-        return attn__fail(ATTN_E_INVALID_ARG, "%s: num_layers must be in 1..1024 (got %lld)", fn,
-                          (long long)o->num_layers);
+    attn_status st;
+    if ((st = attn__check_option(fn, "bidirectional", o->bidirectional, 0, 1)) ||
+        (st = attn__check_option(fn, "bias", o->bias, 0, 1)) ||
+        (st = attn__check_option(fn, "input_size", o->input_size, 1, max_size)) ||
+        (st = attn__check_option(fn, "hidden_size", o->hidden_size, 1, max_size)) ||
+        (st = attn__check_option(fn, "num_layers", o->num_layers, 1, 1024)))
+        return st;
     const rnn_recurrence *rec = recurrences[o->recurrence];
     return rec->validate ? rec->validate(fn, o) : ATTN_OK;
 }
