@@ -116,6 +116,36 @@ static void test_exp_sum(void **state)
     free(y);
 }
 
+/* x^p as exp(p log x) (the NTM's sharpening): within a few ulp times p |log x| of pow, where the
+ * result is a normal float; exact 0 for x = 0; NaN stays NaN. */
+static void test_pow_sum(void **state)
+{
+    (void)state;
+    static const float powers[] = {1.0f, 1.7f, 3.0f, 20.0f};
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    fill(x, N, 0.0f, 1.0f);
+    for (int k = 0; k < 4; k++) {
+        const float p = powers[k];
+        double want = 0;
+        for (int64_t i = 0; i < N; i++)
+            want += pow((double)x[i], p);
+        for (int64_t i = 0; i < N; i++)
+            y[i] = x[i];
+        const float sum = attn__pow_sum(y, N, p);
+        assert_true(fabs(sum - want) <= 1e-5 * want);
+        for (int64_t i = 0; i < N; i++) {
+            const double ref = pow((double)x[i], p);
+            if (ref > 1e-37)
+                assert_true(ulps(y[i], ref) <= 4.0 + 2.0 * p * fabs(log((double)x[i])));
+        }
+    }
+    float z[4] = {0.0f, 1.0f, NAN, 0.5f};
+    const float s = attn__pow_sum(z, 4, 2.0f);
+    assert_true(z[0] == 0.0f && z[1] == 1.0f && isnan(z[2]) && fabs(z[3] - 0.25f) < 1e-7f && isnan(s));
+    free(x);
+    free(y);
+}
+
 static void test_max(void **state)
 {
     (void)state;
@@ -161,7 +191,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigmoid), cmocka_unit_test(test_tanh),   cmocka_unit_test(test_relu),
-        cmocka_unit_test(test_saturation_and_nan), cmocka_unit_test(test_exp_sum), cmocka_unit_test(test_max),
+        cmocka_unit_test(test_saturation_and_nan), cmocka_unit_test(test_exp_sum), cmocka_unit_test(test_pow_sum), cmocka_unit_test(test_max),
         cmocka_unit_test(test_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

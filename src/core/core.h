@@ -150,6 +150,9 @@ float attn__max(const float *x, int64_t n);
 bool attn__has_nan(const float *x, int64_t n);
 /* x[i] = exp(x[i] - shift) (exactly 0 below e^-87.3, so exp(-inf) = 0); returns the sum. */
 float attn__exp_sum(float *x, int64_t n, float shift);
+/* x[i] = x[i]^p for x[i] >= 0 and p >= 1 (as exp(p log x): 0 and denormals give exactly 0, NaN
+ * stays NaN; a few ulp times p |log x| from powf); returns the sum. */
+float attn__pow_sum(float *x, int64_t n, float p);
 /* Max-subtracted softmax in place. mask: n bytes, nonzero = ignore (its entry becomes 0), or NULL.
  * A row whose every entry is masked becomes all zeros, never NaN; an unmasked NaN or +Inf makes the
  * whole row NaN (PyTorch's pattern). */

@@ -52,6 +52,38 @@ ATTN_INLINE float exp_approx(float x)
     return underflow ? 0.0f : r;
 }
 
+ATTN_INLINE int32_t float_to_bits(float f)
+{
+    union { float f; int32_t i; } u = {.f = f};
+    return u.i;
+}
+
+/* Cephes logf for x >= FLT_MIN (x = m 2^e, m in [sqrt(1/2), sqrt(2)), a polynomial in m - 1);
+ * -INFINITY below (0 and denormals: exp of gamma times it is then exactly 0), NaN stays NaN. */
+ATTN_INLINE float log_approx(float x)
+{
+    const bool tiny = x < 1.17549435e-38f;
+    const int32_t bits = float_to_bits(tiny ? 1.0f : x);
+    float e = (float)(((bits >> 23) & 0xff) - 126);
+    float m = bits_to_float((bits & 0x007fffff) | 0x3f000000); /* in [0.5, 1) */
+    const bool low = m < 0.707106781186547524f;
+    e = low ? e - 1.0f : e;
+    m = low ? m + m - 1.0f : m - 1.0f;
+    const float z = m * m;
+    float p = 7.0376836292e-2f;
+    p = p * m - 1.1514610310e-1f;
+    p = p * m + 1.1676998740e-1f;
+    p = p * m - 1.2420140846e-1f;
+    p = p * m + 1.4249322787e-1f;
+    p = p * m - 1.6668057665e-1f;
+    p = p * m + 2.0000714765e-1f;
+    p = p * m - 2.4999993993e-1f;
+    p = p * m + 3.3333331174e-1f;
+    float y = p * m * z - 2.12194440e-4f * e - 0.5f * z;
+    const float r = m + y + 0.693359375f * e;
+    return x != x ? x : tiny ? -INFINITY : r;
+}
+
 /* Cephes tanhf: an odd polynomial near 0 (where 1 - 2/(e^2x + 1) would cancel), the exp form beyond. */
 ATTN_INLINE float tanh_approx(float x)
 {
@@ -150,6 +182,29 @@ ATTN_VECTOR_CLONES float attn__exp_sum(float *x, int64_t n, float shift)
     float sum = 0.0f;
     for (; i < n; i++) {
         x[i] = exp_approx(x[i] - shift);
+        sum += x[i];
+    }
+    for (int l = 0; l < LANES; l++)
+        sum += acc[l];
+    return sum;
+}
+
+ATTN_VECTOR_CLONES float attn__pow_sum(float *x, int64_t n, float p)
+{
+    lanes_f acc = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        float e[LANES];
+        for (int l = 0; l < LANES; l++)
+            e[l] = exp_approx(p * log_approx(x[i + l]));
+        memcpy(x + i, e, sizeof e);
+        lanes_f v;
+        memcpy(&v, e, sizeof v);
+        acc += v;
+    }
+    float sum = 0.0f;
+    for (; i < n; i++) {
+        x[i] = exp_approx(p * log_approx(x[i]));
         sum += x[i];
     }
     for (int l = 0; l < LANES; l++)

@@ -401,16 +401,14 @@ static void address(int64_t n, int64_t width, const float *o, const float *dots,
     /* interpolation with the previous weighting */
     for (int64_t i = 0; i < n; i++)
         tmp[i] = g * tmp[i] + (1.0f - g) * w[i];
-    /* circular shift: w_i = s0 w_{i-1} + s1 w_i + s2 w_{i+1}, then sharpening */
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        const float prev = tmp[i ? i - 1 : n - 1], next = tmp[i + 1 < n ? i + 1 : 0];
-        const float shifted = s[0] * prev + s[1] * tmp[i] + s[2] * next;
-        sum += w[i] = powf(shifted, gamma);
-    }
-    const float denom = sum + 1e-16f;
-    for (int64_t i = 0; i < n; i++)
-        w[i] /= denom;
+    /* circular shift: w_i = s0 w_{i-1} + s1 w_i + s2 w_{i+1} (the wrap-around rows apart, so that
+     * the rest vectorizes), then sharpening w^gamma through the vector kernels */
+    w[0] = s[0] * tmp[n - 1] + s[1] * tmp[0] + s[2] * tmp[n > 1 ? 1 : 0];
+    for (int64_t i = 1; i + 1 < n; i++)
+        w[i] = s[0] * tmp[i - 1] + s[1] * tmp[i] + s[2] * tmp[i + 1];
+    if (n > 1)
+        w[n - 1] = s[0] * tmp[n - 2] + s[1] * tmp[n - 1] + s[2] * tmp[0];
+    attn__scale(w, n, 1.0f / (attn__pow_sum(w, n, gamma) + 1e-16f));
 }
 
 /* norms[i] = ||M_i|| for the n rows of mem (n x width). */
