@@ -166,14 +166,16 @@ ATTN_VECTOR_CLONES float attn__max(const float *x, int64_t n)
     return m;
 }
 
-ATTN_VECTOR_CLONES float attn__exp_sum(float *x, int64_t n, float shift)
+/* x[i] = exp(x[i] - a), or with `power` exp(a log x[i]) = x[i]^a; returns the sum. Inlined into
+ * each clone with `power` a constant, so each caller gets its own branch-free loop. */
+ATTN_INLINE float exp_map_sum(float *x, int64_t n, float a, bool power)
 {
     lanes_f acc = {0};
     int64_t i = 0;
     for (; i + LANES <= n; i += LANES) {
         float e[LANES];
         for (int l = 0; l < LANES; l++)
-            e[l] = exp_approx(x[i + l] - shift);
+            e[l] = exp_approx(power ? a * log_approx(x[i + l]) : x[i + l] - a);
         memcpy(x + i, e, sizeof e);
         lanes_f v;
         memcpy(&v, e, sizeof v);
@@ -181,7 +183,7 @@ ATTN_VECTOR_CLONES float attn__exp_sum(float *x, int64_t n, float shift)
     }
     float sum = 0.0f;
     for (; i < n; i++) {
-        x[i] = exp_approx(x[i] - shift);
+        x[i] = exp_approx(power ? a * log_approx(x[i]) : x[i] - a);
         sum += x[i];
     }
     for (int l = 0; l < LANES; l++)
@@ -189,28 +191,9 @@ ATTN_VECTOR_CLONES float attn__exp_sum(float *x, int64_t n, float shift)
     return sum;
 }
 
-ATTN_VECTOR_CLONES float attn__pow_sum(float *x, int64_t n, float p)
-{
-    lanes_f acc = {0};
-    int64_t i = 0;
-    for (; i + LANES <= n; i += LANES) {
-        float e[LANES];
-        for (int l = 0; l < LANES; l++)
-            e[l] = exp_approx(p * log_approx(x[i + l]));
-        memcpy(x + i, e, sizeof e);
-        lanes_f v;
-        memcpy(&v, e, sizeof v);
-        acc += v;
-    }
-    float sum = 0.0f;
-    for (; i < n; i++) {
-        x[i] = exp_approx(p * log_approx(x[i]));
-        sum += x[i];
-    }
-    for (int l = 0; l < LANES; l++)
-        sum += acc[l];
-    return sum;
-}
+ATTN_VECTOR_CLONES float attn__exp_sum(float *x, int64_t n, float shift) { return exp_map_sum(x, n, shift, false); }
+
+ATTN_VECTOR_CLONES float attn__pow_sum(float *x, int64_t n, float p) { return exp_map_sum(x, n, p, true); }
 
 ATTN_VECTOR_CLONES void attn__scale(float *x, int64_t n, float a)
 {
