@@ -157,28 +157,29 @@ static void ref_address(const double *mem, int64_t n, int64_t w, const double *o
     softmax(wc, n);
     for (int64_t i = 0; i < n; i++)
         wg[i] = g * wc[i] + (1.0 - g) * wt[i];
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        const double v = s[0] * wg[(i + n - 1) % n] + s[1] * wg[i] + s[2] * wg[(i + 1) % n];
-        sum += wt[i] = pow(v, gamma);
+    for (int64_t i = 0; i < n; i++) /* the shifted weighting */
+        wc[i] = s[0] * wg[(i + n - 1) % n] + s[1] * wg[i] + s[2] * wg[(i + 1) % n];
+    /* DENSE sharpens every slot; SPARSE keeps the top_k shifted weights (ties: lower index) and
+     * sharpens and normalizes over them alone */
+    const int sparse = top_k > 0 && top_k < n;
+    unsigned char *keep = xmalloc((size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        keep[i] = !sparse;
+    for (int64_t k = 0; sparse && k < top_k; k++) {
+        int64_t best = 0;
+        while (keep[best])
+            best++;
+        for (int64_t i = best + 1; i < n; i++)
+            if (!keep[i] && wc[i] > wc[best])
+                best = i;
+        keep[best] = 1;
     }
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += wt[i] = keep[i] ? pow(wc[i], gamma) : 0.0;
     for (int64_t i = 0; i < n; i++)
         wt[i] /= sum + 1e-16;
-    if (top_k > 0 && top_k < n) { /* keep the top_k largest (ties: lower index), renormalize */
-        unsigned char *keep = calloc((size_t)n, 1);
-        double kept = 0.0;
-        for (int64_t k = 0; k < top_k; k++) {
-            int64_t best = -1;
-            for (int64_t i = 0; i < n; i++)
-                if (!keep[i] && (best < 0 || wt[i] > wt[best]))
-                    best = i;
-            keep[best] = 1;
-            kept += wt[best];
-        }
-        for (int64_t i = 0; i < n; i++)
-            wt[i] = keep[i] ? wt[i] / (kept + 1e-16) : 0.0;
-        free(keep);
-    }
+    free(keep);
     free(wc);
     free(wg);
 }
@@ -406,6 +407,33 @@ static void test_sparse_all_slots_is_dense(void **state)
     }
 }
 
+/* A memory large enough for the parallel addressing (B * N >= 4096) and for the similarity in
+ * several chunks of rows (the last one shorter): against the reference, and each batch element bit
+ * for bit what a batch of one (addressed serially) gives. */
+static void test_large_memory(void **state)
+{
+    (void)state;
+    for (int sparse = 0; sparse < 2; sparse++) {
+        const mem_cfg c = {.in = 3, .out = 2, .c = 8, .layers = 1, .heads = 2, .n = 3001, .w = 40,
+                           .addressing = sparse ? ATTN_MEMORY_SPARSE : ATTN_MEMORY_DENSE, .top_k = 8};
+        check_against_reference(&c, 3, 4, 500 + (uint64_t)sparse);
+        attn_memrnn *m = create(&c);
+        randomize(m, 600);
+        const int64_t batch = 3, steps = 4;
+        float *x = random_floats(batch * steps * c.in, 601, 1.0);
+        run_out all = run(m, NULL, batch, steps, x);
+        for (int64_t b = 0; b < batch; b++) {
+            run_out one = run(m, NULL, 1, steps, x + b * steps * c.in);
+            expect_bits_equal("y", all.y + b * steps * c.out, one.y, steps * c.out);
+            expect_bits_equal("read_weights", all.rw + b * steps * c.heads * c.n, one.rw, steps * c.heads * c.n);
+            expect_bits_equal("memory_out", all.mem + b * c.n * c.w, one.mem, c.n * c.w);
+            free_run(&one);
+        }
+        free_run(&all), free(x);
+        attn_memrnn_destroy(m);
+    }
+}
+
 /* top_k = 1: one step changes exactly one memory row per write head, and every read weighting is
  * one-hot. */
 static void test_top1_changes_one_row(void **state)
@@ -595,8 +623,9 @@ static void test_cost(void **state)
             const int64_t f = 4;
             int64_t ws = round64(f * batch * n * w) + round64(f * batch * n) + round64(f * batch * 2 * r * n) +
                          2 * round64(f * c->layers * batch * c->c) + round64(f * batch * 4 * c->c) +
-                         round64(f * batch * r * w) + round64(f * batch * r * (4 * w + 12)) + round64(f * n * 2) +
-                         round64(f * n) + (kept < n ? round64(8 * kept) : 0);
+                         round64(f * batch * r * w) + round64(f * batch * r * (4 * w + 12)) +
+                         round64(f * batch * 2 * n) + round64(f * batch * n) +
+                         (kept < n ? round64(8 * batch * 2 * r * kept) : 0);
             attn_cost cost;
             ASSERT_OK(attn_memrnn_cost(m, batch, steps, &cost));
             assert_int_equal(cost.flops, per * batch * steps);
@@ -892,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_sparse_forward),
         cmocka_unit_test(test_sparse_all_slots_is_dense),
         cmocka_unit_test(test_top1_changes_one_row),
+        cmocka_unit_test(test_large_memory),
         cmocka_unit_test(test_cost),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_nan_input),

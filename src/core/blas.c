@@ -11,6 +11,13 @@ void attn__sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fl
                 (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
+void attn__sgemv(bool trans_a, int64_t m, int64_t n, float alpha, const float *a, int64_t lda, const float *x,
+                 float beta, float *y)
+{
+    cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, (int)m, (int)n, alpha, a, (int)lda, x, 1, beta, y,
+                1);
+}
+
 const char *attn__blas_config(void)
 {
     static _Thread_local char config[256];

@@ -118,6 +118,9 @@ int64_t attn__params_total(const attn_params *p); /* sum of counts */
  * that every size and leading dimension fits attn__fits_blas_int. */
 void attn__sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/* Row-major y = alpha * op(A) * x + beta * y, A m-by-n (op(A) is n-by-m when trans_a), unit strides. */
+void attn__sgemv(bool trans_a, int64_t m, int64_t n, float alpha, const float *a, int64_t lda, const float *x,
+                 float beta, float *y);
 /* Name, configuration and thread count of the BLAS in use. */
 const char *attn__blas_config(void);
 int attn__blas_threads(void);

@@ -3,11 +3,12 @@
  * dense or top-k sparse addressing (docs/memory.md).
  *
  * Shape of one step over the whole batch: the controller (one GEMM per layer and operand), one GEMM
- * per head for its parameters o = fc(c), then per head pair and batch element one GEMM of the
- * memory against the pair's two keys (read_i and write_i see the same memory), the O(N) addressing,
- * the read (a GEMM; SPARSE: top_k rows) and the write (N rows; SPARSE: top_k rows). Slot norms are
- * computed once from mem_bias and then kept up to date by the write loop itself, so the similarity
- * never recomputes them. */
+ * per head for its parameters o = fc(c), then per head pair: the memory of each batch element
+ * against the pair's two keys (read_i and write_i see the same memory) as blocked GEMVs, one pass
+ * over the memory; the O(N) addressing of the batch elements shared by the thread team (SPARSE
+ * also reads and writes its top_k rows there); DENSE then reads with a GEMV and writes all N rows
+ * (the team again). Inverse slot norms are computed once from mem_bias and then kept up to date by
+ * the writes, so the similarity never recomputes them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,15 +42,15 @@ struct attn_memrnn {
 typedef struct mem_plan {
     attn_ws_plan ws;
     size_t memory;  /* [B, N, W] */
-    size_t norms;   /* [B, N]: ||M_i|| of the current memory */
+    size_t inv_norms; /* [B, N]: 1 / max(||M_i||, 1e-8) of the current memory */
     size_t weights; /* [B, 2R, N]: each head's last weighting */
     size_t h, c;    /* [L, B, C] controller state */
     size_t gates;   /* [B, 4C] */
     size_t reads;   /* [B, R*W]: the reads of the current (then previous) step */
     size_t heads;   /* [B, heads_len] */
-    size_t dots;    /* [N, 2]: memory rows against a pair's two keys */
-    size_t tmp;     /* [N] addressing scratch */
-    size_t top;     /* [kept] int64 slot indices (SPARSE with top_k < N only) */
+    size_t dots;    /* [B, 2, N]: memory rows against a pair's two keys, then addressing scratch */
+    size_t tmp;     /* [B, N] addressing scratch */
+    size_t top;     /* [B, 2R, kept] int64: each head's kept slots (SPARSE with top_k < N only) */
 } mem_plan;
 
 attn_status attn_memrnn_options_init(attn_memrnn_options *options)
@@ -223,17 +224,17 @@ static mem_plan make_plan(const attn_memrnn *m, int64_t batch)
     const int64_t f = sizeof(float), n = o->memory_slots, c = o->controller_size;
     mem_plan p = {0};
     p.memory = attn__plan_take(&p.ws, f, batch, n, o->memory_width);
-    p.norms = attn__plan_take(&p.ws, f, batch, n, 1);
+    p.inv_norms = attn__plan_take(&p.ws, f, batch, n, 1);
     p.weights = attn__plan_take(&p.ws, f, batch, 2 * o->num_heads, n);
     p.h = attn__plan_take(&p.ws, f, o->controller_layers, batch, c);
     p.c = attn__plan_take(&p.ws, f, o->controller_layers, batch, c);
     p.gates = attn__plan_take(&p.ws, f, batch, 4, c);
     p.reads = attn__plan_take(&p.ws, f, batch, o->num_heads, o->memory_width);
     p.heads = attn__plan_take(&p.ws, f, batch, m->heads_len, 1);
-    p.dots = attn__plan_take(&p.ws, f, n, 2, 1);
-    p.tmp = attn__plan_take(&p.ws, f, n, 1, 1);
+    p.dots = attn__plan_take(&p.ws, f, batch, 2, n);
+    p.tmp = attn__plan_take(&p.ws, f, batch, n, 1);
     if (m->kept < n)
-        p.top = attn__plan_take(&p.ws, sizeof(int64_t), m->kept, 1, 1);
+        p.top = attn__plan_take(&p.ws, sizeof(int64_t), batch, 2 * o->num_heads, m->kept);
     return p;
 }
 
@@ -329,16 +330,16 @@ static void lstm_layer_step(int64_t batch, int64_t hidden, const float *x1, int6
         attn__lstm_cell(hidden, gates + b * gh, c + b * hidden, h + b * hidden);
 }
 
-/* True when slot a's weight ranks before slot b's: larger, or equal with the lower index. */
-static bool ranks_before(const float *w, int64_t a, int64_t b) { return w[a] > w[b] || (w[a] == w[b] && a < b); }
+/* True when slot a's value ranks before slot b's: larger, or equal with the lower index. */
+static bool ranks_before(const float *v, int64_t a, int64_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); }
 
-static void sift_down(const float *w, int64_t *heap, int64_t size, int64_t i)
+static void sift_down(const float *v, int64_t *heap, int64_t size, int64_t i)
 {
     for (;;) {
         int64_t worst = i, l = 2 * i + 1, r = l + 1;
-        if (l < size && ranks_before(w, heap[worst], heap[l]))
+        if (l < size && ranks_before(v, heap[worst], heap[l]))
             worst = l;
-        if (r < size && ranks_before(w, heap[worst], heap[r]))
+        if (r < size && ranks_before(v, heap[worst], heap[r]))
             worst = r;
         if (worst == i)
             return;
@@ -355,71 +356,195 @@ static int compare_index(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* SPARSE: top[0..k) = the k slots of largest weight in increasing slot order; w keeps only those,
- * divided by their sum (+ 1e-16, as the sharpening), and is 0 elsewhere. `kept` scratch of k floats. */
-static void keep_top_k(float *w, int64_t n, int64_t k, int64_t *top, float *kept)
+/* top[0..k) = the k slots of largest v in increasing slot order (NaN never ranks): one pass over v
+ * against a heap of the k best so far, the weakest at its root. Almost no slot beats that one, so
+ * the pass first skips whole blocks in which none reaches it, with one vector comparison each. */
+static void select_top_k(const float *v, int64_t n, int64_t k, int64_t *top)
 {
-    /* A heap of the k best so far with the weakest at the root. */
-    for (int64_t i = 0; i < n; i++) {
-        if (i < k) {
-            top[i] = i;
-            if (i == k - 1)
-                for (int64_t j = k / 2 - 1; j >= 0; j--)
-                    sift_down(w, top, k, j);
-        } else if (ranks_before(w, i, top[0])) {
-            top[0] = i;
-            sift_down(w, top, k, 0);
+    enum { BLOCK = 16 };
+    for (int64_t i = 0; i < k; i++)
+        top[i] = i;
+    for (int64_t j = k / 2 - 1; j >= 0; j--)
+        sift_down(v, top, k, j);
+    for (int64_t i = k; i < n;) {
+        const float weakest = v[top[0]];
+        for (; i + BLOCK <= n; i += BLOCK) {
+            int reaching = 0;
+            for (int j = 0; j < BLOCK; j++)
+                reaching += v[i + j] >= weakest;
+            if (reaching)
+                break;
         }
+        for (const int64_t end = i + BLOCK < n ? i + BLOCK : n; i < end; i++)
+            if (ranks_before(v, i, top[0])) {
+                top[0] = i;
+                sift_down(v, top, k, 0);
+            }
     }
     qsort(top, (size_t)k, sizeof *top, compare_index);
-    float sum = 0.0f;
-    for (int64_t j = 0; j < k; j++)
-        sum += kept[j] = w[top[j]];
-    memset(w, 0, (size_t)n * sizeof *w);
-    for (int64_t j = 0; j < k; j++)
-        w[top[j]] = kept[j] / (sum + 1e-16f);
 }
 
+/* Slot i of the circular 3-tap shift, i - 1 and i + 1 taken modulo n. */
+static int64_t wrap(int64_t i, int64_t n) { return i < 0 ? i + n : i >= n ? i - n : i; }
+
 /* The addressing of one head for one batch element (section 3.3 of the NTM paper as pytorch-ntm
- * computes it). o: the head's fc output (k, beta, g, s[3], gamma, ...); dots[i * 2]: M_i . k;
- * norms: ||M_i||; w: in, the previous weighting; out, the new one. tmp: N floats. */
-static void address(int64_t n, int64_t width, const float *o, const float *dots, const float *norms, float *w,
-                    float *tmp)
+ * computes it) up to the sharpening, in three vector passes over the slots. o: the head's fc
+ * output (k, beta, g, s[3], gamma, ...); d: M_i . k for the n slots, consumed; inv_norms:
+ * 1 / max(||M_i||, 1e-8); w_prev: the head's previous weighting. Leaves the shifted weighting in out
+ * (n floats, distinct from d and w_prev) and returns the sharpening exponent gamma. */
+static float address(int64_t n, int64_t width, const float *o, float *d, const float *inv_norms, const float *w_prev,
+                     float *out)
 {
-    float key_norm = 0.0f;
+    float key_sq = 0.0f;
     for (int64_t j = 0; j < width; j++)
-        key_norm += o[j] * o[j];
-    key_norm = fmaxf(sqrtf(key_norm), 1e-8f);
+        key_sq += o[j] * o[j];
     const float beta = softplus(o[width]), g = 1.0f / (1.0f + expf(-o[width + 1]));
     const float gamma = 1.0f + softplus(o[width + 5]);
     float s[3] = {o[width + 2], o[width + 3], o[width + 4]};
     attn__softmax(s, 3, NULL);
     /* content: softmax_i(beta * cos(k, M_i)), each norm clamped at 1e-8 (F.cosine_similarity) */
+    const float key_scale = beta / fmaxf(sqrtf(key_sq), 1e-8f);
     for (int64_t i = 0; i < n; i++)
-        tmp[i] = beta * (dots[2 * i] / (key_norm * fmaxf(norms[i], 1e-8f)));
-    attn__softmax(tmp, n, NULL);
-    /* interpolation with the previous weighting */
-    for (int64_t i = 0; i < n; i++)
-        tmp[i] = g * tmp[i] + (1.0f - g) * w[i];
-    /* circular shift: w_i = s0 w_{i-1} + s1 w_i + s2 w_{i+1} (the wrap-around rows apart, so that
-     * the rest vectorizes), then sharpening w^gamma through the vector kernels */
-    w[0] = s[0] * tmp[n - 1] + s[1] * tmp[0] + s[2] * tmp[n > 1 ? 1 : 0];
+        d[i] *= key_scale * inv_norms[i];
+    const float sum = attn__exp_sum(d, n, attn__max(d, n));
+    /* interpolation x = g content + (1 - g) w_prev (the softmax's 1/sum folded into a) and the shift
+     * out_i = s0 x_{i-1} + s1 x_i + s2 x_{i+1} in one pass; the two wrap-around slots apart, so that
+     * the rest vectorizes */
+    const float a = g / sum, b = 1.0f - g;
+#define MIXED(i) (a * d[i] + b * w_prev[i])
     for (int64_t i = 1; i + 1 < n; i++)
-        w[i] = s[0] * tmp[i - 1] + s[1] * tmp[i] + s[2] * tmp[i + 1];
-    if (n > 1)
-        w[n - 1] = s[0] * tmp[n - 2] + s[1] * tmp[n - 1] + s[2] * tmp[0];
-    attn__scale(w, n, 1.0f / (attn__pow_sum(w, n, gamma) + 1e-16f));
+        out[i] = s[0] * MIXED(i - 1) + s[1] * MIXED(i) + s[2] * MIXED(i + 1);
+    for (int64_t i = 0; i < n; i += n > 1 ? n - 1 : 1)
+        out[i] = s[0] * MIXED(wrap(i - 1, n)) + s[1] * MIXED(i) + s[2] * MIXED(wrap(i + 1, n));
+#undef MIXED
+    return gamma;
 }
 
-/* norms[i] = ||M_i|| for the n rows of mem (n x width). */
-static void row_norms(const float *mem, int64_t n, int64_t width, float *norms)
+/* w = the new weighting from address()'s shifted weighting `out` (consumed): sharpened,
+ * out^gamma / (sum + 1e-16) as pytorch-ntm (kept = n); or SPARSE: the kept largest slots of out (the
+ * sharpening is monotone, so also of out^gamma) sharpened and normalized over themselves, 0
+ * elsewhere. top: in, the slots kept at the previous step, w's only nonzeros; out, the new ones in
+ * increasing slot order. */
+static void set_weighting(int64_t n, int64_t kept, float *out, float gamma, float *w, int64_t *top)
+{
+    if (kept == n) {
+        const float factor = 1.0f / (attn__pow_sum(out, n, gamma) + 1e-16f);
+        for (int64_t i = 0; i < n; i++)
+            w[i] = out[i] * factor;
+        return;
+    }
+    for (int64_t j = 0; j < kept; j++)
+        w[top[j]] = 0.0f;
+    select_top_k(out, n, kept, top);
+    for (int64_t j = 0; j < kept; j++) /* top[j] >= j: the gather can run in place */
+        out[j] = out[top[j]];
+    const float factor = 1.0f / (attn__pow_sum(out, kept, gamma) + 1e-16f);
+    for (int64_t j = 0; j < kept; j++)
+        w[top[j]] = out[j] * factor;
+}
+
+/* Erase and add with weighting w on `count` slots (the slots in rows, or slots 0.. when rows is
+ * NULL) of mem (n x width), keeping inv_norms current. o_write: the write head's fc output. */
+static void write_rows(float *mem, float *inv_norms, int64_t width, const float *w, const int64_t *rows,
+                       int64_t count, const float *o_write)
+{
+    const float *e = o_write + width + 6, *add = o_write + 2 * width + 6;
+    for (int64_t j = 0; j < count; j++) {
+        const int64_t row = rows ? rows[j] : j;
+        const float wi = w[row];
+        float *mr = mem + row * width, sq = 0.0f;
+        for (int64_t col = 0; col < width; col++) {
+            const float v = mr[col] * (1.0f - wi * e[col]) + wi * add[col];
+            mr[col] = v;
+            sq += v * v;
+        }
+        inv_norms[row] = 1.0f / fmaxf(sqrtf(sq), 1e-8f);
+    }
+}
+
+/* inv_norms[i] = 1 / max(||M_i||, 1e-8) for the n rows of mem (n x width). */
+static void row_inv_norms(const float *mem, int64_t n, int64_t width, float *inv_norms)
 {
     for (int64_t i = 0; i < n; i++) {
         float s = 0.0f;
         for (int64_t c = 0; c < width; c++)
             s += mem[i * width + c] * mem[i * width + c];
-        norms[i] = sqrtf(s);
+        inv_norms[i] = 1.0f / fmaxf(sqrtf(s), 1e-8f);
     }
+}
+
+enum {
+    SIM_CHUNK_FLOATS = 1 << 16, /* memory floats per pair of similarity GEMVs: the second finds them in cache */
+    TEAM_MIN_SLOTS = 1 << 12,   /* B * N below which waking helpers costs more than the addressing they share */
+};
+
+/* d[0..n) = M k_read, d[n..2n) = M k_write for one batch element's memory M (n x width): a GEMV per
+ * key over chunks of rows, so that the memory is read from DRAM once (one GEMM of both keys would
+ * first copy all of M into BLAS's packed layout: 1.5x slower at N = 131072, W = 64). */
+static void similarity(const float *mem, int64_t n, int64_t width, const float *k_read, const float *k_write, float *d)
+{
+    const int64_t chunk = SIM_CHUNK_FLOATS / width > 0 ? SIM_CHUNK_FLOATS / width : 1;
+    for (int64_t first = 0; first < n; first += chunk) {
+        const int64_t rows = n - first < chunk ? n - first : chunk;
+        attn__sgemv(false, rows, width, 1.0f, mem + first * width, width, k_read, 0.0f, d + first);
+        attn__sgemv(false, rows, width, 1.0f, mem + first * width, width, k_write, 0.0f, d + n + first);
+    }
+}
+
+/* The addressing of head pair `pair` at step t, shared by the team one batch element at a time. */
+typedef struct pair_task {
+    const attn_memrnn *m;
+    int64_t pair, t, seq_len;
+    float *mem, *inv_norms, *weights, *reads, *read_weights;
+    float *dots; /* [B, 2, N]: the similarities, then addressing scratch */
+    float *tmp;  /* [B, N] addressing scratch */
+    const float *heads;
+    int64_t *top; /* [B, 2R, kept] (SPARSE with top_k < N), else NULL */
+} pair_task;
+
+/* Both heads' weightings of batch elements [first, end); SPARSE also reads and writes here, its
+ * top_k rows; DENSE's read is a GEMV after this and its write write_pair. */
+static void address_pair(const void *ctx, int64_t first, int64_t end)
+{
+    const pair_task *k = ctx;
+    const attn_memrnn_options *o = &k->m->opt;
+    const int64_t n = o->memory_slots, width = o->memory_width, r = o->num_heads, kept = k->m->kept;
+    const int64_t hl = k->m->heads_len, i = k->pair;
+    for (int64_t b = first; b < end; b++) {
+        float *d_read = k->dots + b * 2 * n, *d_write = d_read + n, *scratch = k->tmp + b * n;
+        const float *o_read = k->heads + b * hl + i * (4 * width + 12), *o_write = o_read + width + 6;
+        float *w_read = k->weights + (b * 2 * r + 2 * i) * n, *w_write = w_read + n;
+        int64_t *top_read = k->top ? k->top + (b * 2 * r + 2 * i) * kept : NULL;
+        int64_t *top_write = top_read ? top_read + kept : NULL;
+
+        set_weighting(n, kept, scratch, address(n, width, o_read, d_read, k->inv_norms + b * n, w_read, scratch),
+                      w_read, top_read);
+        if (k->read_weights)
+            memcpy(k->read_weights + ((b * k->seq_len + k->t) * r + i) * n, w_read, (size_t)n * sizeof(float));
+        set_weighting(n, kept, d_read, address(n, width, o_write, d_write, k->inv_norms + b * n, w_write, d_read),
+                      w_write, top_write);
+        if (!top_read)
+            continue;
+        float *mb = k->mem + b * n * width, *rb = k->reads + (b * r + i) * width;
+        memset(rb, 0, (size_t)width * sizeof(float));
+        for (int64_t j = 0; j < kept; j++) {
+            const float wi = w_read[top_read[j]], *row = mb + top_read[j] * width;
+            for (int64_t col = 0; col < width; col++)
+                rb[col] += wi * row[col];
+        }
+        write_rows(mb, k->inv_norms + b * n, width, w_write, top_write, kept, o_write);
+    }
+}
+
+/* DENSE: the write head of pair `pair` over every slot of batch elements [first, end). */
+static void write_pair(const void *ctx, int64_t first, int64_t end)
+{
+    const pair_task *k = ctx;
+    const attn_memrnn_options *o = &k->m->opt;
+    const int64_t n = o->memory_slots, width = o->memory_width, r = o->num_heads, i = k->pair;
+    for (int64_t b = first; b < end; b++)
+        write_rows(k->mem + b * n * width, k->inv_norms + b * n, width, k->weights + (b * 2 * r + 2 * i + 1) * n, NULL,
+                   n, k->heads + b * k->m->heads_len + i * (4 * width + 12) + width + 6);
 }
 
 attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, int64_t batch, int64_t seq_len,
@@ -451,29 +576,32 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
     if ((st = attn__workspace_reserve(fn, ws, &local, plan.ws.bytes, &base)))
         return st;
     const attn_params *p = m->params;
-    float *mem = (float *)(base + plan.memory), *norms = (float *)(base + plan.norms);
+    float *mem = (float *)(base + plan.memory), *inv_norms = (float *)(base + plan.inv_norms);
     float *weights = (float *)(base + plan.weights), *hs = (float *)(base + plan.h), *cs = (float *)(base + plan.c);
     float *gates = (float *)(base + plan.gates), *reads = (float *)(base + plan.reads);
     float *heads = (float *)(base + plan.heads), *dots = (float *)(base + plan.dots);
-    float *tmp = (float *)(base + plan.tmp);
     int64_t *top = sparse ? (int64_t *)(base + plan.top) : NULL;
 
-    /* Initial state. */
+    /* Initial state: every head's weighting 0 (SPARSE: its kept slots any k of those zeros). */
     const float *mem_bias = attn__params_cdata(p, m->t.mem_bias);
-    row_norms(mem_bias, n, w, norms);
+    row_inv_norms(mem_bias, n, w, inv_norms);
     for (int64_t b = 0; b < batch; b++) {
         memcpy(mem + b * n * w, mem_bias, (size_t)(n * w) * f);
         if (b)
-            memcpy(norms + b * n, norms, (size_t)n * f);
+            memcpy(inv_norms + b * n, inv_norms, (size_t)n * f);
         for (int64_t i = 0; i < r; i++)
             memcpy(reads + (b * r + i) * w, attn__params_cdata(p, m->t.read_bias[i]), (size_t)w * f);
     }
     memset(weights, 0, (size_t)(batch * 2 * r * n) * f);
+    for (int64_t j = 0; sparse && j < batch * 2 * r * kept; j++)
+        top[j] = j % kept;
     for (int64_t l = 0; l < layers; l++) {
         fill_rows(hs + l * batch * c, batch, c, c, attn__params_cdata(p, m->t.h_bias) + l * c);
         fill_rows(cs + l * batch * c, batch, c, c, attn__params_cdata(p, m->t.c_bias) + l * c);
     }
     const float *top_h = hs + (layers - 1) * batch * c;
+    attn_team team = ATTN__TEAM_INIT;
+    const bool share = batch > 1 && batch * n >= TEAM_MIN_SLOTS;
 
     for (int64_t t = 0; t < seq_len; t++) {
         /* Controller: input [x_t, r_{t-1}], the two column blocks of W_ih multiplied separately. */
@@ -500,45 +628,18 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
         /* Head pairs in order: read_i then write_i, both against the memory the pairs before left. */
         for (int64_t i = 0; i < r; i++) {
             const int64_t off_read = i * (4 * w + 12), off_write = off_read + w + 6;
-            for (int64_t b = 0; b < batch; b++) {
-                float *mb = mem + b * n * w, *nb = norms + b * n;
-                const float *o_read = heads + b * hl + off_read, *o_write = heads + b * hl + off_write;
-                float *w_read = weights + (b * 2 * r + 2 * i) * n, *w_write = w_read + n;
-                attn__sgemm(false, true, n, 2, w, 1.0f, mb, w, o_read, w + 6, 0.0f, dots, 2);
-
-                address(n, w, o_read, dots, nb, w_read, tmp);
-                float *rb = reads + (b * r + i) * w;
-                if (sparse) {
-                    keep_top_k(w_read, n, kept, top, tmp);
-                    memset(rb, 0, (size_t)w * f);
-                    for (int64_t j = 0; j < kept; j++) {
-                        const float wi = w_read[top[j]];
-                        const float *row = mb + top[j] * w;
-                        for (int64_t col = 0; col < w; col++)
-                            rb[col] += wi * row[col];
-                    }
-                } else {
-                    attn__sgemm(false, false, 1, w, n, 1.0f, w_read, n, mb, w, 0.0f, rb, w);
-                }
-                if (read_weights)
-                    memcpy(read_weights + ((b * seq_len + t) * r + i) * n, w_read, (size_t)n * f);
-
-                address(n, w, o_write, dots + 1, nb, w_write, tmp);
-                if (sparse)
-                    keep_top_k(w_write, n, kept, top, tmp);
-                const float *e = o_write + w + 6, *a = o_write + 2 * w + 6;
-                for (int64_t j = 0; j < kept; j++) { /* the written rows and their new norms */
-                    const int64_t row = sparse ? top[j] : j;
-                    const float wi = w_write[row];
-                    float *mr = mb + row * w, sq = 0.0f;
-                    for (int64_t col = 0; col < w; col++) {
-                        const float v = mr[col] * (1.0f - wi * e[col]) + wi * a[col];
-                        mr[col] = v;
-                        sq += v * v;
-                    }
-                    nb[row] = sqrtf(sq);
-                }
-            }
+            for (int64_t b = 0; b < batch; b++)
+                similarity(mem + b * n * w, n, w, heads + b * hl + off_read, heads + b * hl + off_write,
+                           dots + b * 2 * n);
+            const pair_task task = {m, i, t, seq_len, mem, inv_norms, weights, reads, read_weights, dots,
+                                    (float *)(base + plan.tmp), heads, top};
+            attn__team_run(&team, address_pair, &task, batch, 1, share);
+            if (sparse)
+                continue;
+            for (int64_t b = 0; b < batch; b++)
+                attn__sgemv(true, n, w, 1.0f, mem + b * n * w, w, weights + (b * 2 * r + 2 * i) * n, 0.0f,
+                            reads + (b * r + i) * w);
+            attn__team_run(&team, write_pair, &task, batch, 1, share);
         }
         /* Output: sigmoid(fc([c, r_0 .. r_{R-1}])). */
         float *yt = y + t * out;
@@ -549,6 +650,7 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
         for (int64_t b = 0; b < batch; b++)
             attn__sigmoid(yt + b * seq_len * out, out);
     }
+    attn__team_stop(&team);
     if (memory_out)
         memcpy(memory_out, mem, (size_t)batch * (size_t)(n * w) * f);
     attn__workspace_release(&local);

@@ -7,7 +7,7 @@ keys that model's has, including the memory bias repeated under ntm.memory. and 
 (one shared NTMMemory module, a buffer). Its forward is run in float64 and compared with libattn's
 float32 at a relative 1e-4 on y, the read weightings and the final memory; the weights go to libattn
 by name (attn_params_set) and through a safetensors file of the whole state_dict. SPARSE (top-k)
-addressing is compared with the same reference keeping each head's top_k weights. Run by ctest
+addressing is compared with the same reference keeping each head's top_k shifted weights. Run by ctest
 (tests/python.cmake) with ATTN_LIB naming the library; by hand:
 ATTN_LIB=build/libattn.so /usr/bin/python3 test_memory_torch.py
 """
@@ -98,12 +98,12 @@ def address(mem, o, w_prev, top_k):
     wc = F.softmax(beta * F.cosine_similarity(mem + 1e-16, k.unsqueeze(1) + 1e-16, dim=-1), dim=1)
     wg = g * wc + (1 - g) * w_prev
     shifted = s[:, :1] * torch.roll(wg, 1, dims=1) + s[:, 1:2] * wg + s[:, 2:3] * torch.roll(wg, -1, dims=1)
+    if top_k is not None and top_k < shifted.shape[1]:
+        vals, idx = torch.topk(shifted, top_k, dim=1)
+        vals = vals ** gamma
+        return torch.zeros_like(shifted).scatter(1, idx, vals / (vals.sum(dim=1, keepdim=True) + 1e-16))
     w = shifted ** gamma
-    w = w / (w.sum(dim=1, keepdim=True) + 1e-16)
-    if top_k is not None and top_k < w.shape[1]:
-        vals, idx = torch.topk(w, top_k, dim=1)
-        w = torch.zeros_like(w).scatter(1, idx, vals / (vals.sum(dim=1, keepdim=True) + 1e-16))
-    return w
+    return w / (w.sum(dim=1, keepdim=True) + 1e-16)
 
 
 def reference(model, x, top_k=None):
