@@ -161,7 +161,7 @@ typedef struct {
     const char *label;
     int32_t recurrence;
     int64_t rank;
-    int64_t factors[ATTN_RNN_MAX_FACTORS]; /* KRONECKER, 0-terminated */
+    int64_t factors[ATTN_RNN_MAX_FACTORS_ALL]; /* KRONECKER, 0-terminated */
 } recurrence_case;
 
 /* Recurrent parameters and FLOPs per step of one LSTM layer, from the handle's cost: the whole
@@ -199,8 +199,9 @@ static int bench_capacity_at(const bench_config *cfg, int64_t hidden, const recu
         o.input_size = input;
         o.hidden_size = hidden;
         o.rank = cases[c].rank;
-        for (int f = 0; f < ATTN_RNN_MAX_FACTORS && cases[c].factors[f]; f++)
-            o.factor_sizes[o.num_factors++] = cases[c].factors[f];
+        for (int f = 0; f < ATTN_RNN_MAX_FACTORS_ALL && cases[c].factors[f]; f++, o.num_factors++)
+            *(f < ATTN_RNN_MAX_FACTORS ? &o.factor_sizes[f] : &o.more_factor_sizes[f - ATTN_RNN_MAX_FACTORS]) =
+                cases[c].factors[f];
         attn_rnn *rnn = NULL;
         double t;
         rnn_run r = {NULL, ws, batch, steps, x, y};
@@ -263,13 +264,13 @@ static int bench_capacity(const bench_config *cfg)
         {"LOW_RANK r=64", ATTN_RECURRENCE_LOW_RANK, 64, {0}},
         {"LOW_RANK r=128", ATTN_RECURRENCE_LOW_RANK, 128, {0}},
         {"KRONECKER 8x8x8", ATTN_RECURRENCE_KRONECKER, 0, {8, 8, 8}},
-        {"KRONECKER 2^7 x 4", ATTN_RECURRENCE_KRONECKER, 0, {2, 2, 2, 2, 2, 2, 2, 4}}, /* 2^9 > 8 factors */
+        {"KRONECKER 2^9", ATTN_RECURRENCE_KRONECKER, 0, {2, 2, 2, 2, 2, 2, 2, 2, 2}},
     };
     static const recurrence_case at1024[] = {
         {"DENSE", ATTN_RECURRENCE_DENSE, 0, {0}},
         {"LOW_RANK r=32", ATTN_RECURRENCE_LOW_RANK, 32, {0}},
         {"KRONECKER 32x32", ATTN_RECURRENCE_KRONECKER, 0, {32, 32}},
-        {"KRONECKER 2x2x2x2x2x32", ATTN_RECURRENCE_KRONECKER, 0, {2, 2, 2, 2, 2, 32}},
+        {"KRONECKER 2^10", ATTN_RECURRENCE_KRONECKER, 0, {2, 2, 2, 2, 2, 2, 2, 2, 2, 2}},
     };
     int failed = bench_capacity_at(cfg, 512, at512, 6);
     failed |= bench_ntm_capacity(cfg);

@@ -4,5 +4,6 @@
 add_test(NAME exports
   COMMAND ${ATTN_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_exports.py
           $<TARGET_FILE:attn> ${PROJECT_SOURCE_DIR}/include/attn
-          --soname libattn.so.${PROJECT_VERSION_MAJOR} --version-node ATTN_1.0 --version-node ATTN_1.1)
+          --soname libattn.so.${PROJECT_VERSION_MAJOR} --version-node ATTN_1.0 --version-node ATTN_1.1
+          --version-node ATTN_1.2)
 set_tests_properties(exports PROPERTIES LABELS "packaging")

@@ -72,24 +72,38 @@ void ref_kron(int64_t ra, int64_t ca, const double *a, int64_t rb, int64_t cb, c
 
 /* KRONECKER: W_hh (G*H, H) with gate block g = K_{g,0} (x) ... (x) K_{g,F-1}, from the tensors
  * weight_hh_l{l}_kron{f}[_reverse] (G, p_f, p_f). NULL when a tensor is missing. */
+int64_t ref_rnn_factor(const attn_rnn_options *o, int64_t f)
+{
+    return f < ATTN_RNN_MAX_FACTORS ? o->factor_sizes[f] : o->more_factor_sizes[f - ATTN_RNN_MAX_FACTORS];
+}
+
+void ref_rnn_set_factors(attn_rnn_options *o, int64_t n, const int64_t *sizes)
+{
+    o->num_factors = n;
+    memset(o->factor_sizes, 0, sizeof o->factor_sizes);
+    memset(o->more_factor_sizes, 0, sizeof o->more_factor_sizes);
+    for (int64_t f = 0; f < n && f < ATTN_RNN_MAX_FACTORS_ALL; f++)
+        *(f < ATTN_RNN_MAX_FACTORS ? &o->factor_sizes[f] : &o->more_factor_sizes[f - ATTN_RNN_MAX_FACTORS]) = sizes[f];
+}
+
 static double *kronecker_matrix(const attn_params *p, const attn_rnn_options *o, int64_t layer, int64_t dir)
 {
     const int64_t G = ref_rnn_gates(o->cell), H = o->hidden_size;
     double *w = malloc((size_t)(G * H * H) * sizeof *w), *acc = malloc((size_t)(H * H) * sizeof *acc);
     double *next = malloc((size_t)(H * H) * sizeof *next);
-    double *factors[ATTN_RNN_MAX_FACTORS] = {NULL};
+    double *factors[ATTN_RNN_MAX_FACTORS_ALL] = {NULL};
     int ok = w && acc && next;
     for (int64_t f = 0; ok && f < o->num_factors; f++) {
         char name[128];
         ref_rnn_kron_name(name, sizeof name, layer, f, dir);
-        const int64_t pf = o->factor_sizes[f];
+        const int64_t pf = ref_rnn_factor(o, f);
         ok = (factors[f] = ref_params_get_f64(p, name, G * pf * pf)) != NULL;
     }
     for (int64_t g = 0; ok && g < G; g++) {
         int64_t n = 1; /* acc is n x n: the product of the first factors */
         acc[0] = 1.0;
         for (int64_t f = 0; f < o->num_factors; f++) {
-            const int64_t pf = o->factor_sizes[f];
+            const int64_t pf = ref_rnn_factor(o, f);
             ref_kron(n, n, acc, pf, pf, factors[f] + g * pf * pf, next);
             n *= pf;
             memcpy(acc, next, (size_t)(n * n) * sizeof *acc);
@@ -97,7 +111,7 @@ static double *kronecker_matrix(const attn_params *p, const attn_rnn_options *o,
         ok = n == H;
         memcpy(w + g * H * H, acc, (size_t)(H * H) * sizeof *w);
     }
-    for (int64_t f = 0; f < ATTN_RNN_MAX_FACTORS; f++)
+    for (int64_t f = 0; f < ATTN_RNN_MAX_FACTORS_ALL; f++)
         free(factors[f]);
     free(acc);
     free(next);
@@ -227,6 +241,7 @@ int ref_rnn_recurrent_matrix(attn_rnn *rnn, int64_t layer, int64_t direction, do
 {
     attn_rnn_options o;
     ref_weights w;
+    attn_rnn_options_init(&o);
     if (attn_rnn_get_options(rnn, &o) != ATTN_OK || load_weights(rnn, &o, layer, direction, &w) != 0)
         return -1;
     const int64_t H = o.hidden_size, GH = ref_rnn_gates(o.cell) * H;
@@ -242,6 +257,7 @@ int ref_rnn_forward(attn_rnn *rnn, int64_t batch, int64_t seq_len, const float *
                     const float *c0, double *y, double *h_n, double *c_n)
 {
     attn_rnn_options o;
+    attn_rnn_options_init(&o);
     if (attn_rnn_get_options(rnn, &o) != ATTN_OK || ref_rnn_gates(o.cell) == 0)
         return -1;
     const int64_t B = batch, T = seq_len, H = o.hidden_size, L = o.num_layers;

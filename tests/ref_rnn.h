@@ -21,6 +21,10 @@ void ref_rnn_tensor_name(char *buf, size_t size, const char *base, int64_t layer
 
 /* "weight_hh_l<layer>_kron<factor>", plus "_reverse" for direction 1: a KRONECKER factor tensor. */
 void ref_rnn_kron_name(char *buf, size_t size, int64_t layer, int64_t factor, int64_t direction);
+/* p_f of a KRONECKER network's options: factor_sizes or more_factor_sizes. */
+int64_t ref_rnn_factor(const attn_rnn_options *o, int64_t f);
+/* Sets num_factors and both factor arrays of o from sizes[0..n) (the rest 0). */
+void ref_rnn_set_factors(attn_rnn_options *o, int64_t n, const int64_t *sizes);
 
 /* c[n, p] = a[n, k] b[k, p] in float64, with row strides lda, ldb, ldc (shared by the references
  * and the tests that build matrices for them). */

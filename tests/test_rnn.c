@@ -11,10 +11,11 @@
  * Float32 rounding over 3 layers x 17 steps stays far inside it, while a wrong index, gate order,
  * direction or bias is off by orders of magnitude.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* dlvsym: the ATTN_1.0 version of attn_rnn_options_init */
 
 #include "test_util.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 
 #include "ref_rnn.h"
@@ -126,9 +127,7 @@ static attn_rnn *make_kronecker(int32_t cell, int64_t num_factors, const int64_t
         hidden *= sizes[f];
     const rnn_cfg c = {cell, ATTN_RECURRENCE_KRONECKER, 1, 1, 2, 5, hidden, 0};
     attn_rnn_options o = cfg_options(&c);
-    memset(o.factor_sizes, 0, sizeof o.factor_sizes);
-    o.num_factors = num_factors;
-    memcpy(o.factor_sizes, sizes, (size_t)num_factors * sizeof *sizes);
+    ref_rnn_set_factors(&o, num_factors, sizes);
     attn_rnn *rnn = NULL;
     ASSERT_OK(attn_rnn_create(&rnn, &o));
     ASSERT_OK(attn_params_init(attn_rnn_params(rnn), seed));
@@ -321,14 +320,21 @@ static void test_params_layout(void **state)
                                          info.name, want[i].name);
                         }
                         attn_rnn_options got;
-                        memset(&got, 0xA5, sizeof got);
+                        memset(&got, 0xA5, sizeof got); /* a caller of an older header: 1.0's fields only */
+                        ASSERT_OK(attn_rnn_get_options(rnn, &got));
+                        const size_t first = offsetof(attn_rnn_options, more_factor_sizes);
+                        assert_int_equal(got.struct_size, first);
+                        for (size_t b = first; b < sizeof got; b++)
+                            assert_int_equal(((const unsigned char *)&got)[b], 0xA5);
+                        ASSERT_OK(attn_rnn_options_init(&got));
                         ASSERT_OK(attn_rnn_get_options(rnn, &got));
                         if (got.struct_size != sizeof got || got.cell != o.cell ||
                             got.recurrence != o.recurrence || got.bidirectional != o.bidirectional ||
                             got.bias != o.bias || got.input_size != o.input_size ||
                             got.hidden_size != o.hidden_size || got.num_layers != o.num_layers ||
                             got.rank != o.rank || got.num_factors != o.num_factors ||
-                            memcmp(got.factor_sizes, o.factor_sizes, sizeof o.factor_sizes) != 0 || got.flags != 0)
+                            memcmp(got.factor_sizes, o.factor_sizes, sizeof o.factor_sizes) != 0 || got.flags != 0 ||
+                            memcmp(got.more_factor_sizes, o.more_factor_sizes, sizeof o.more_factor_sizes) != 0)
                             fail_msg("%s: attn_rnn_get_options does not return the creation options", ctx);
                         attn_rnn_destroy(rnn);
                     }
@@ -618,14 +624,14 @@ static attn_rnn *dense_twin(attn_rnn *rnn)
     return dense;
 }
 
-/* F = 1, 2, 3 and 8 factors (ATTN_RNN_MAX_FACTORS: 2x2 factors give H = 256, and with one 4x4
- * factor H = 512), uneven sizes, factors of 1; every cell, 2 layers, bidirectional. The H = 512
- * cases run for LSTM only (they dominate the run time under the sanitizers). */
+/* F = 1, 2, 3, 8, 9 and 10 factors (2x2 factors give H = 256, 512, 1024; from the ninth on they are
+ * more_factor_sizes), uneven sizes, factors of 1; every cell, 2 layers, bidirectional. Some
+ * H >= 512 cases run for LSTM only (they dominate the run time under the sanitizers). */
 static void test_kronecker_equals_dense(void **state)
 {
     (void)state;
     static const struct {
-        int64_t n, sizes[ATTN_RNN_MAX_FACTORS];
+        int64_t n, sizes[ATTN_RNN_MAX_FACTORS_ALL];
         int64_t batch, seq_len;
         int lstm_only;
     } cases[] = {
@@ -637,6 +643,9 @@ static void test_kronecker_equals_dense(void **state)
         {8, {2, 2, 2, 2, 2, 2, 2, 2}, 3, 5, 0},
         {3, {4, 8, 16}, 3, 5, 1},
         {8, {2, 2, 2, 2, 2, 2, 2, 4}, 2, 4, 1},
+        {9, {2, 2, 2, 2, 2, 2, 2, 2, 2}, 2, 4, 0}, /* H = 512 in 2 x 2 factors: more_factor_sizes */
+        {10, {2, 2, 2, 2, 2, 2, 2, 2, 2, 2}, 2, 3, 1},
+        {10, {1, 2, 1, 3, 1, 1, 1, 1, 2, 2}, 2, 4, 0},
     };
     char ctx[200];
     for (int ci = 0; ci < COUNT_OF(all_cells); ci++)
@@ -733,9 +742,15 @@ static void test_recurrent_matrix(void **state)
 static int64_t expected_flops(const attn_rnn_options *o, int64_t B, int64_t T)
 {
     const int64_t G = ref_rnn_gates(o->cell), H = o->hidden_size, r = o->rank;
+    /* KRONECKER: the sizes of the factors as applied (docs/rnn.md): adjacent ones whose product is
+     * at most 32 go as one */
     int64_t sum_p = 0;
-    for (int64_t f = 0; f < o->num_factors; f++)
-        sum_p += o->factor_sizes[f];
+    for (int64_t f = 0; f < o->num_factors;) {
+        int64_t p = ref_rnn_factor(o, f++);
+        while (f < o->num_factors && p * ref_rnn_factor(o, f) <= 32)
+            p *= ref_rnn_factor(o, f++);
+        sum_p += p;
+    }
     int64_t f = 0;
     for (int64_t l = 0; l < o->num_layers; l++)
         for (int64_t d = 0; d < dirs(o); d++) {
@@ -1084,6 +1099,8 @@ static void test_options_init(void **state)
     assert_int_equal(o.num_factors, 0);
     for (int f = 0; f < ATTN_RNN_MAX_FACTORS; f++)
         assert_int_equal(o.factor_sizes[f], 0);
+    for (int f = 0; f < ATTN_RNN_MAX_FACTORS_ALL - ATTN_RNN_MAX_FACTORS; f++)
+        assert_int_equal(o.more_factor_sizes[f], 0);
     assert_int_equal(o.flags, 0);
     EXPECT_FAILURE(attn_rnn_options_init(NULL), ATTN_E_INVALID_ARG, "attn_rnn_options_init", "options",
                    "options_init(NULL)");
@@ -1142,12 +1159,12 @@ static void test_kronecker_create_errors(void)
 {
     static const struct {
         const char *what;
-        int64_t hidden, num_factors, sizes[ATTN_RNN_MAX_FACTORS];
+        int64_t hidden, num_factors, sizes[ATTN_RNN_MAX_FACTORS_ALL];
         const char *args, *value;
     } cases[] = {
         {"num_factors 0", 24, 0, {2, 3, 4}, "num_factors", "0"},
         {"num_factors -1", 24, -1, {2, 3, 4}, "num_factors", "-1"},
-        {"num_factors 9 (too many)", 512, 9, {2, 2, 2, 2, 2, 2, 2, 2}, "num_factors", "9"},
+        {"num_factors 33 (too many)", 1, 33, {1}, "num_factors", "33"},
         {"num_factors huge", 24, HUGE_SIZE, {2, 3, 4}, "num_factors", "4611686018427387903"},
         {"a factor 0", 24, 3, {2, 0, 4}, "factor_sizes", "factor_sizes[1]"},
         {"a negative factor", 24, 3, {2, 3, -4}, "factor_sizes", "-4"},
@@ -1158,33 +1175,81 @@ static void test_kronecker_create_errors(void)
         {"product overflows", 24, 3, {(int64_t)1 << 40, (int64_t)1 << 40, 1}, "factor_sizes", "overflows"},
         {"product overflows from INT64_MAX", 24, 2, {INT64_MAX, 2}, "factor_sizes", "overflows"},
         {"unused entries with one factor", 24, 1, {24, 24}, "factor_sizes", "factor_sizes[1]"},
+        {"a factor 0 beyond the eighth", 512, 9, {2, 2, 2, 2, 2, 2, 2, 2, 0}, "more_factor_sizes",
+         "more_factor_sizes[0]"},
+        {"unused entry beyond the eighth", 512, 9, {2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 3}, "more_factor_sizes",
+         "more_factor_sizes[3]"},
+        {"unused last entry", 6, 2, {2, 3, [ATTN_RNN_MAX_FACTORS_ALL - 1] = 1}, "more_factor_sizes",
+         "more_factor_sizes[23]"},
     };
     for (int k = 0; k < COUNT_OF(cases); k++) {
         attn_rnn_options o = valid_options();
         o.recurrence = ATTN_RECURRENCE_KRONECKER;
         o.hidden_size = cases[k].hidden;
         o.num_factors = cases[k].num_factors;
-        memcpy(o.factor_sizes, cases[k].sizes, sizeof o.factor_sizes);
+        ref_rnn_set_factors(&o, ATTN_RNN_MAX_FACTORS_ALL, cases[k].sizes);
+        o.num_factors = cases[k].num_factors;
         expect_create_failure(&o, ATTN_E_INVALID_ARG, cases[k].args, cases[k].what);
         if (!strstr(attn_last_error(), cases[k].value))
             fail_msg("%s: \"%s\" does not say %s", cases[k].what, attn_last_error(), cases[k].value);
     }
     static const struct {
-        int64_t hidden, num_factors, sizes[ATTN_RNN_MAX_FACTORS];
+        int64_t hidden, num_factors, sizes[ATTN_RNN_MAX_FACTORS_ALL];
     } valid[] = {
         {24, 1, {24}}, {24, 2, {1, 24}}, {24, 3, {2, 3, 4}}, {24, 8, {1, 2, 1, 3, 1, 4, 1, 1}}, {1, 1, {1}},
+        {1024, 10, {2, 2, 2, 2, 2, 2, 2, 2, 2, 2}},
+        {2, 32, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2}},
     };
     for (int k = 0; k < COUNT_OF(valid); k++) {
         attn_rnn_options o = valid_options();
         o.recurrence = ATTN_RECURRENCE_KRONECKER;
         o.hidden_size = valid[k].hidden;
         o.num_factors = valid[k].num_factors;
-        memcpy(o.factor_sizes, valid[k].sizes, sizeof o.factor_sizes);
+        ref_rnn_set_factors(&o, ATTN_RNN_MAX_FACTORS_ALL, valid[k].sizes);
+        o.num_factors = valid[k].num_factors;
         attn_rnn *rnn = NULL;
         if (attn_rnn_create(&rnn, &o) != ATTN_OK)
             fail_msg("valid factorization %d rejected: %s", k, attn_last_error());
         attn_rnn_destroy(rnn);
     }
+}
+
+/* attn_rnn_options grew in libattn 1.2. A program linked against an older libattn calls
+ * attn_rnn_options_init@ATTN_1.0 with the smaller struct: that version writes only 1.0's bytes,
+ * the library accepts them, and attn_rnn_get_options writes no more than that back. */
+static void test_options_of_an_older_program(void **state)
+{
+    (void)state;
+    attn_status (*init_1_0)(attn_rnn_options *);
+    void *sym = dlvsym(RTLD_DEFAULT, "attn_rnn_options_init", "ATTN_1.0");
+    assert_non_null(sym);
+    memcpy(&init_1_0, &sym, sizeof sym);
+    const size_t first = offsetof(attn_rnn_options, more_factor_sizes);
+    attn_rnn_options o;
+    memset(&o, 0xA5, sizeof o);
+    ASSERT_OK(init_1_0(&o));
+    assert_int_equal(o.struct_size, first);
+    assert_int_equal(o.cell, ATTN_CELL_LSTM);
+    assert_int_equal(o.num_layers, 1);
+    assert_int_equal(o.bias, 1);
+    for (size_t b = first; b < sizeof o; b++)
+        assert_int_equal(((const unsigned char *)&o)[b], 0xA5);
+    o.input_size = 3;
+    o.hidden_size = 8;
+    o.recurrence = ATTN_RECURRENCE_KRONECKER;
+    o.num_factors = 3;
+    o.factor_sizes[0] = o.factor_sizes[1] = o.factor_sizes[2] = 2;
+    attn_rnn *rnn = NULL;
+    ASSERT_OK(attn_rnn_create(&rnn, &o)); /* the 0xA5 tail is not read */
+    attn_rnn_options got;
+    memset(&got, 0xA5, sizeof got);
+    got.struct_size = (uint32_t)first;
+    ASSERT_OK(attn_rnn_get_options(rnn, &got));
+    assert_int_equal(got.struct_size, first);
+    assert_int_equal(got.num_factors, 3);
+    for (size_t b = first; b < sizeof got; b++)
+        assert_int_equal(((const unsigned char *)&got)[b], 0xA5);
+    attn_rnn_destroy(rnn);
 }
 
 static void test_create_errors(void **state)
@@ -1222,8 +1287,8 @@ static void test_create_errors(void **state)
         {"flags 0x80000000", F_FLAGS, 0x80000000u, ATTN_E_INVALID_ARG, "flags"},
         {"struct_size 0", F_STRUCT_SIZE, 0, ATTN_E_INVALID_ARG, "struct_size"},
         {"struct_size 4", F_STRUCT_SIZE, 4, ATTN_E_INVALID_ARG, "struct_size"},
-        {"struct_size sizeof-1", F_STRUCT_SIZE, (int64_t)sizeof(attn_rnn_options) - 1, ATTN_E_INVALID_ARG,
-         "struct_size"},
+        {"struct_size of 1.0 - 1", F_STRUCT_SIZE, (int64_t)offsetof(attn_rnn_options, more_factor_sizes) - 1,
+         ATTN_E_INVALID_ARG, "struct_size"},
         {"struct_size offsetof(flags)", F_STRUCT_SIZE, (int64_t)offsetof(attn_rnn_options, flags),
          ATTN_E_INVALID_ARG, "struct_size"},
     };
@@ -1244,6 +1309,7 @@ static void test_create_errors(void **state)
     attn_rnn *rnn = NULL;
     ASSERT_OK(attn_rnn_create(&rnn, (const attn_rnn_options *)(const void *)buf));
     attn_rnn_options got;
+    ASSERT_OK(attn_rnn_options_init(&got));
     ASSERT_OK(attn_rnn_get_options(rnn, &got));
     assert_int_equal(got.struct_size, sizeof got);
     assert_int_equal(got.hidden_size, 7);
@@ -1676,6 +1742,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options_init),
         cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_options_of_an_older_program),
         cmocka_unit_test(test_forward_errors),
         cmocka_unit_test(test_other_errors),
         cmocka_unit_test(test_status_strings),

@@ -24,7 +24,11 @@ typedef struct attn_rnn attn_rnn;
 #define ATTN_RECURRENCE_LOW_RANK 1  /* R(h) = U (V h), U (G*H, rank), V (rank, H)             */
 #define ATTN_RECURRENCE_KRONECKER 2 /* per gate g, W_g = K_{g,0} (x) K_{g,1} (x) ... (x) K_{g,F-1}  */
 
+/* KRONECKER factors: the first ATTN_RNN_MAX_FACTORS sizes go in factor_sizes (libattn 1.0), the
+ * rest, up to ATTN_RNN_MAX_FACTORS_ALL in all, in more_factor_sizes (appended in libattn 1.2):
+ * enough for 2 x 2 factors of any hidden size. */
 #define ATTN_RNN_MAX_FACTORS 8
+#define ATTN_RNN_MAX_FACTORS_ALL 32
 
 typedef struct attn_rnn_options {
     uint32_t struct_size; /* sizeof(attn_rnn_options), written by attn_rnn_options_init */
@@ -36,10 +40,13 @@ typedef struct attn_rnn_options {
     int64_t hidden_size;   /* H > 0; no default (0) */
     int64_t num_layers;    /* L >= 1; default 1 */
     int64_t rank;          /* LOW_RANK only: 1 <= rank <= H */
-    int64_t num_factors;   /* KRONECKER only: F in 1..ATTN_RNN_MAX_FACTORS */
+    int64_t num_factors;   /* KRONECKER only: F in 1..ATTN_RNN_MAX_FACTORS_ALL */
     int64_t factor_sizes[ATTN_RNN_MAX_FACTORS]; /* KRONECKER only: p_f >= 1 for f < F, product = H;
                                                    entries from F on must be 0 */
     uint32_t flags;        /* reserved, must be 0 */
+    /* libattn 1.2 */
+    int64_t more_factor_sizes[ATTN_RNN_MAX_FACTORS_ALL - ATTN_RNN_MAX_FACTORS]; /* KRONECKER only:
+                                 p_f for f = 8 .. F-1 at index f - 8; entries from F on must be 0 */
 } attn_rnn_options;
 
 /* Writes the defaults and struct_size. Returns ATTN_E_INVALID_ARG for NULL. */
@@ -60,7 +67,10 @@ ATTN_API void attn_rnn_destroy(attn_rnn *rnn);
 /* The handle's tensors (names as torch.nn.RNN/LSTM/GRU's state_dict; see docs/rnn.md).
  * NULL for a NULL handle. Owned by the handle. */
 ATTN_API attn_params *attn_rnn_params(attn_rnn *rnn);
-/* The options the handle was created with (struct_size = this header's). */
+/* The options the handle was created with. The fields of libattn 1.0 are always written; those
+ * appended since (more_factor_sizes) only when out->struct_size already holds this header's size
+ * (call attn_rnn_options_init(out) first), so that a caller built against an older header never
+ * gets more bytes than its struct has. out->struct_size is then the size written. */
 ATTN_API attn_status attn_rnn_get_options(const attn_rnn *rnn, attn_rnn_options *out);
 
 /* Runs the network over a batch of sequences.

@@ -54,6 +54,12 @@ attn_status attn__check_option(const char *fn, const char *name, int64_t v, int6
  * struct_size protocol of CONVENTIONS.md: sizes below `first_size` are rejected, bytes beyond
  * `known_size` must be zero (a newer caller asking for something this library does not know),
  * and the uint32_t flags at `flags_offset` must be 0. `fn` names the caller. */
+/* The other direction, for attn_<x>_get_options: writes the first version's `first_size` bytes of
+ * src into dst, and the fields appended since only when dst's struct_size already holds
+ * `known_size` (the caller's struct has them: attn_<x>_options_init ran on it), so that a caller
+ * built against an older header never has more bytes written than its struct has. dst's
+ * struct_size is then the size written. */
+void attn__options_write(void *dst, const void *src, size_t known_size, size_t first_size);
 attn_status attn__options_read(const char *fn, void *dst, size_t known_size, size_t first_size, size_t flags_offset,
                                const void *src);
 
@@ -161,6 +167,17 @@ float attn__pow_sum(float *x, int64_t n, float p);
  * whole row NaN (PyTorch's pattern). */
 void attn__softmax(float *x, int64_t n, const uint8_t *mask);
 
+/* LayerNorm over each of `rows` rows of `width` floats (x at leading dimension ldx, y at ldy; y may
+ * be x): y = (x - mean) / sqrt(var + eps) * weight + bias with the biased variance, as
+ * torch.nn.LayerNorm; weight and bias [width] may be NULL (1 and 0: the normalization alone).
+ * Mean and variance are accumulated in float over 16 lanes, two passes (no cancellation). */
+void attn__layer_norm(int64_t rows, int64_t width, const float *x, int64_t ldx, float *y, int64_t ldy,
+                      const float *weight, const float *bias, float eps);
+/* GELU with the exact normal CDF, x * Phi(x) = x/2 * erfc(-x/sqrt 2) (torch's approximate='none'),
+ * in place over n floats; vectorized, within a few ulp of the double-precision function (tails
+ * included: erfc, not 1 + erf, for negative x). NaN stays NaN. */
+void attn__gelu(float *x, int64_t n);
+
 /* The LSTM cell of one batch row, shared by the RNN family and the memory RNN's controller:
  * gates [4n] holds the pre-activations in PyTorch's order i, f, g, o and is consumed; then
  * c' = sigmoid(f) c + sigmoid(i) tanh(g) in place of c [n], and h_out [n] = sigmoid(o) tanh(c')
@@ -191,5 +208,60 @@ typedef struct attn_team {
 void attn__team_run(attn_team *t, attn_rows_fn fn, const void *ctx, int64_t rows, int64_t chunk, bool share);
 /* Ends the helpers; t is then ATTN__TEAM_INIT again. */
 void attn__team_stop(attn_team *t);
+
+/* ---- softmax attention of one head (attend.c) ----------------------------------------------- */
+
+/* One (batch element, head) of softmax attention, o = softmax(q k^T + masks) v: q [tgt_len, dh]
+ * already scaled (by 1/sqrt(dh) usually), k and v [src_len, dh], each row at its leading dimension
+ * (a head's columns inside the rows it shares with the other heads need no copy). */
+typedef struct attn_head {
+    int64_t tgt_len, src_len, dh;
+    const float *q, *k, *v;
+    int64_t ldq, ldk, ldv;
+    const uint8_t *mask; /* [src_len], nonzero = ignore that key; or NULL */
+    bool causal;         /* query i sees keys j <= i only */
+} attn_head;
+
+/* How attn__attend walks a head: its score block whole (MATERIALIZE), or tiles of keys with an
+ * online softmax (STREAM, memory independent of src_len); AUTO materializes while the score block
+ * fits 8 MiB. */
+typedef enum attn_attend_mode {
+    ATTN_ATTEND_AUTO = 0,
+    ATTN_ATTEND_MATERIALIZE = 1,
+    ATTN_ATTEND_STREAM = 2,
+} attn_attend_mode;
+
+/* The scratch layout of attn__attend for one head shape; byte offsets from its scratch. */
+typedef struct attn_attend_plan {
+    attn_ws_plan ws;
+    bool streaming;
+    int64_t rows, keys; /* block of query rows; keys per tile (all src_len when materializing) */
+    size_t k_t, v;      /* the head's K^T [dh, src_len] and V [src_len, dh], packed */
+    size_t scores;      /* rows x keys floats */
+    size_t o_t;         /* dh x rows floats: a block's output, transposed */
+    size_t sums;        /* rows floats: softmax sums */
+    size_t maxes;       /* rows floats: running maxima (streaming) */
+} attn_attend_plan;
+
+/* Plans the scratch of attn__attend for heads of this shape (sizes >= 1); the same plan serves
+ * every head of that shape, one after the other. ws.overflow marks a shape too large to address. */
+attn_attend_plan attn__attend_plan(int64_t tgt_len, int64_t src_len, int64_t dh, attn_attend_mode mode);
+/* o [tgt_len, dh] (leading dimension ldo) = the head's attention output. A row whose every key is
+ * masked gets zeros, never NaN; NaN and +Inf scores make their row NaN (PyTorch's pattern). The
+ * softmax rows are shared with `team` (may be NULL) when large enough. */
+void attn__attend(attn_team *team, const attn_head *h, const attn_attend_plan *plan, char *scratch, float *o,
+                  int64_t ldo);
+/* weights [tgt_len, src_len] = the head's softmax matrix (masked and causally hidden keys 0). */
+void attn__attend_weights(attn_team *team, const attn_head *h, float *weights);
+/* FLOPs of one head (multiply-add = 2): q k^T and p v over the (query, key) pairs causal leaves,
+ * 4 dh per pair (causal: the triangle the math needs). A double: absurd shapes are caught as
+ * overflow by the callers instead of wrapping. */
+double attn__attend_flops(int64_t tgt_len, int64_t src_len, int64_t dh, bool causal);
+/* A small head in one block, without packing K and V or a team (Linformer's blocks of k
+ * projected keys): as attn__attend with `scores` scratch of tgt_len * src_len floats (afterwards it
+ * holds the attention weights). */
+void attn__attend_materialized(int64_t tgt_len, int64_t src_len, int64_t dh, const float *q, int64_t ldq,
+                               const float *k, int64_t ldk, const float *v, int64_t ldv, const uint8_t *mask,
+                               bool causal, float *scores, float *o, int64_t ldo);
 
 #endif /* ATTN_CORE_H */

@@ -132,3 +132,12 @@ attn_status attn__options_read(const char *fn, void *dst, size_t known_size, siz
         return attn__fail(ATTN_E_INVALID_ARG, "%s: options->flags must be 0 (got 0x%x)", fn, flags);
     return ATTN_OK;
 }
+
+void attn__options_write(void *dst, const void *src, size_t known_size, size_t first_size)
+{
+    uint32_t capacity;
+    memcpy(&capacity, dst, sizeof capacity);
+    const size_t size = capacity == known_size ? known_size : first_size;
+    memcpy(dst, src, size);
+    memcpy(dst, &(uint32_t){(uint32_t)size}, sizeof(uint32_t));
+}

@@ -41,20 +41,34 @@ typedef struct rnn_plan {
     size_t layers[2]; /* [B, T, D*H] ping-pong outputs of the layers below the last */
 } rnn_plan;
 
-static const size_t first_options_size = sizeof(attn_rnn_options);
+/* libattn 1.0's attn_rnn_options: everything before the fields appended in 1.2. */
+static const size_t first_options_size = offsetof(attn_rnn_options, more_factor_sizes);
 
-attn_status attn_rnn_options_init(attn_rnn_options *options)
+/* The defaults into the first `size` bytes of options (all defaults live in 1.0's fields). */
+static attn_status init_options(attn_rnn_options *options, size_t size)
 {
     if (!options)
         return attn__fail(ATTN_E_INVALID_ARG, "attn_rnn_options_init: options is NULL");
-    memset(options, 0, sizeof *options);
-    options->struct_size = sizeof *options;
+    memset(options, 0, size);
+    options->struct_size = (uint32_t)size;
     options->cell = ATTN_CELL_LSTM;
     options->recurrence = ATTN_RECURRENCE_DENSE;
     options->num_layers = 1;
     options->bias = 1;
     return ATTN_OK;
 }
+
+/* attn_rnn_options grew in libattn 1.2. attn_rnn_options_init is the default version, ATTN_1.2
+ * (src/libattn.map): programs built from now on get the whole struct. Programs linked against
+ * an older libattn call attn_rnn_options_init@ATTN_1.0 with the 1.0 struct, so that version writes
+ * only 1.0's bytes. */
+attn_status attn_rnn_options_init(attn_rnn_options *options) { return init_options(options, sizeof *options); }
+
+ATTN_API attn_status attn__rnn_options_init_1_0(attn_rnn_options *options);
+attn_status attn__rnn_options_init_1_0(attn_rnn_options *options) { return init_options(options, first_options_size); }
+#ifdef __ELF__
+__asm__(".symver attn__rnn_options_init_1_0, attn_rnn_options_init@ATTN_1.0");
+#endif
 
 static int64_t layer_input_size(const attn_rnn *rnn, int64_t layer)
 {
@@ -106,7 +120,7 @@ static attn_status declare_tensors(attn_rnn *rnn, int64_t layer, int64_t dir, rn
     const float bound = 1.0f / sqrtf((float)o->hidden_size);
     const int64_t w_ih[] = {gh, layer_input_size(rnn, layer)};
     t->w_ih = t->b_ih = t->b_hh = -1;
-    for (int f = 0; f < ATTN_RNN_MAX_FACTORS; f++)
+    for (int f = 0; f < ATTN_RNN_MAX_FACTORS_ALL; f++)
         t->rec[f] = -1;
     attn_status st;
     if ((st = attn__rnn_declare(rnn, &t->w_ih, bound, 2, w_ih, "weight_ih_l%lld%s", l, suffix)) ||
@@ -172,7 +186,7 @@ attn_status attn_rnn_get_options(const attn_rnn *rnn, attn_rnn_options *out)
 {
     if (!rnn || !out)
         return attn__fail(ATTN_E_INVALID_ARG, "attn_rnn_get_options: %s is NULL", rnn ? "out" : "rnn");
-    *out = rnn->opt;
+    attn__options_write(out, &rnn->opt, sizeof rnn->opt, first_options_size);
     return ATTN_OK;
 }
 

@@ -13,8 +13,14 @@
  * recurrence's own tensors: weight_hh (DENSE), U and V (LOW_RANK), the factors (KRONECKER). */
 typedef struct rnn_tensors {
     int64_t w_ih, b_ih, b_hh;
-    int64_t rec[ATTN_RNN_MAX_FACTORS];
+    int64_t rec[ATTN_RNN_MAX_FACTORS_ALL];
 } rnn_tensors;
+
+/* KRONECKER: p_f, from factor_sizes or more_factor_sizes. */
+static inline int64_t attn__rnn_factor(const attn_rnn_options *o, int64_t f)
+{
+    return f < ATTN_RNN_MAX_FACTORS ? o->factor_sizes[f] : o->more_factor_sizes[f - ATTN_RNN_MAX_FACTORS];
+}
 
 typedef struct rnn_recurrence rnn_recurrence;
 

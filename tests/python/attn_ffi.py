@@ -43,6 +43,7 @@ ATTN_RECURRENCE_LOW_RANK = 1
 ATTN_RECURRENCE_KRONECKER = 2
 
 ATTN_RNN_MAX_FACTORS = 8
+ATTN_RNN_MAX_FACTORS_ALL = 32
 
 ATTN_MHA_FULL = 0
 ATTN_MHA_LINFORMER = 1
@@ -96,6 +97,7 @@ class RnnOptions(ctypes.Structure):
         ("num_factors", c_int64),
         ("factor_sizes", c_int64 * ATTN_RNN_MAX_FACTORS),
         ("flags", c_uint32),
+        ("more_factor_sizes", c_int64 * (ATTN_RNN_MAX_FACTORS_ALL - ATTN_RNN_MAX_FACTORS)),  # libattn 1.2
     ]
 
 
@@ -378,9 +380,12 @@ class Rnn(_Handle):
         o = RnnOptions()
         check(lib.attn_rnn_options_init(byref(o)))
         for key, value in options.items():
-            if key == "factor_sizes":
+            if key == "factor_sizes":  # all F sizes; from the ninth on they go to more_factor_sizes
                 for i, p in enumerate(value):
-                    o.factor_sizes[i] = p
+                    if i < ATTN_RNN_MAX_FACTORS:
+                        o.factor_sizes[i] = p
+                    else:
+                        o.more_factor_sizes[i - ATTN_RNN_MAX_FACTORS] = p
             elif not hasattr(o, key):
                 raise TypeError("attn_rnn_options has no field %r" % key)
             else:

@@ -203,7 +203,7 @@ class TestForwardDetails(RnnTestCase):
 # the reference is the torch module whose weight_hh is that matrix.
 
 GATES = {"tanh": 1, "relu": 1, "lstm": 4, "gru": 3}
-KRON_FACTORS = ((6,), (2, 3), (3, 1, 2), (2, 2, 3), (2, 2, 2, 2))
+KRON_FACTORS = ((6,), (2, 3), (3, 1, 2), (2, 2, 3), (2, 2, 2, 2), (1, 2, 1, 3, 1, 1, 1, 1, 2, 1))  # 10: more_factor_sizes
 
 
 def make_kronecker(cell, input_size, factors, layers=2, bidir=True, bias=True):
@@ -382,6 +382,7 @@ class TestOptionsAndParams(RnnTestCase):
                          (A.ATTN_CELL_LSTM, A.ATTN_RECURRENCE_DENSE, 0, 1, 1, 0))
         with make_handle("gru", 13, 33, 3, True, False) as rnn:
             got = A.RnnOptions()
+            A.check(A.lib.attn_rnn_options_init(got))  # so that the fields appended in 1.2 come too
             A.check(A.lib.attn_rnn_get_options(rnn.ptr, got))
             self.assertEqual(bytes(got), bytes(rnn.options))
 
