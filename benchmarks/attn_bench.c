@@ -334,6 +334,8 @@ static const bench_group groups[] = {
      bench_attention},
     {"memory", "NTM (memory RNN) vs memory size, DENSE vs SPARSE; recurrent capacity at equal state size",
      bench_memory},
+    {"perceiver", "Perceiver on 56^2..448^2 inputs: time, % of sgemm, vs PyTorch, linear growth in N",
+     bench_perceiver},
 };
 enum { N_GROUPS = sizeof groups / sizeof groups[0] };
 

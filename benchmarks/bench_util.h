@@ -25,6 +25,7 @@ typedef int (*bench_group_fn)(const bench_config *cfg);
 /* Groups that live in files of their own (attached to attn-bench by their .cmake file). */
 int bench_attention(const bench_config *cfg); /* bench_attention.c */
 int bench_memory(const bench_config *cfg);    /* bench_memory.c */
+int bench_perceiver(const bench_config *cfg); /* bench_perceiver.c */
 
 /* Monotonic wall clock in seconds. */
 double bench_now(void);

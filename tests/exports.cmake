@@ -1,5 +1,6 @@
 # Exported-symbols test: the dynamic symbols of libattn.so are exactly the ATTN_API functions of
-# include/attn/*.h, each in version node ATTN_1.0 or ATTN_1.1, and the SONAME is libattn.so.<major>.
+# include/attn/*.h, each in version node ATTN_1.0, ATTN_1.1 or ATTN_1.2, and the SONAME is
+# libattn.so.<major>.
 # A release that adds a version node to src/libattn.map adds it here with another --version-node.
 add_test(NAME exports
   COMMAND ${ATTN_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_exports.py

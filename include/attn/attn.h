@@ -6,5 +6,6 @@
 #include "rnn.h"
 #include "attention.h"
 #include "memory.h"
+#include "perceiver.h"
 
 #endif /* ATTN_ATTN_H */

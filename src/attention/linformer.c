@@ -7,8 +7,8 @@
  * workspace copies), then the sequence projections. With a matrix shared by the heads (HEADWISE, KV)
  * the projection of all heads is ONE GEMM, E[:, :S] (k x S, leading dimension max_seq_len) times
  * K_b (S x E); per-head matrices (NONE) take one GEMM per head on a column slice of K_b. Then for
- * each block of query rows and each head, attn__attend_materialized (full.c) with k keys and no mask;
- * a block keeps its k-wide score block in the L2 cache. Never an L x S buffer. */
+ * each block of query rows and each head, attn__attend_materialized (core/attend.c) with k keys and
+ * no mask; a block keeps its k-wide score block in the L2 cache. Never an L x S buffer. */
 #include "attention/mha_internal.h"
 
 /* Query rows per block: the block's scores (rows x k floats) stay within this many floats. */

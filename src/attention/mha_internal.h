@@ -59,15 +59,6 @@ typedef struct mha_kind {
     attn_status (*matrix)(const attn_mha *m, const mha_problem *p, char *scratch, float *weights);
 } mha_kind;
 
-/* Materialized softmax attention of one (batch element, head), shared by FULL and LINFORMER:
- * o = softmax(q k^T + masks) v with q [tgt_len, dh] already scaled, k and v [src_len, dh], rows at
- * the given leading dimensions; mask [src_len] (nonzero = ignore) or NULL; causal masks key j > i.
- * scores is scratch of tgt_len * src_len floats (afterwards it holds the attention weights).
- * Fully masked rows give zeros. Implemented in full.c. */
-void attn__attend_materialized(int64_t tgt_len, int64_t src_len, int64_t dh, const float *q, int64_t ldq,
-                               const float *k, int64_t ldk, const float *v, int64_t ldv, const uint8_t *mask,
-                               bool causal, float *scores, float *o, int64_t ldo);
-
 extern const mha_kind attn__mha_full;
 extern const mha_kind attn__mha_linformer;
 extern const mha_kind attn__mha_nystrom;

@@ -239,3 +239,84 @@ void attn__softmax(float *x, int64_t n, const uint8_t *mask)
     /* Otherwise a NaN or +Inf entry makes the sum NaN, and so the whole row, as in PyTorch. */
     attn__scale(x, n, 1.0f / attn__exp_sum(x, n, m));
 }
+
+/* Sum of x[i] - shift (square: of (x[i] - shift)^2) over n floats, in LANES partial sums. */
+ATTN_INLINE float lanes_total(const float *x, int64_t n, float shift, bool square)
+{
+    lanes_f acc = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        lanes_f v;
+        memcpy(&v, x + i, sizeof v);
+        v -= shift;
+        acc += square ? v * v : v;
+    }
+    float sum = 0.0f;
+    for (; i < n; i++) {
+        const float d = x[i] - shift;
+        sum += square ? d * d : d;
+    }
+    for (int l = 0; l < LANES; l++)
+        sum += acc[l];
+    return sum;
+}
+
+ATTN_VECTOR_CLONES void attn__layer_norm(int64_t rows, int64_t width, const float *x, int64_t ldx, float *y,
+                                         int64_t ldy, const float *weight, const float *bias, float eps)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        const float mean = lanes_total(xr, width, 0.0f, false) / (float)width;
+        const float inv = 1.0f / sqrtf(lanes_total(xr, width, mean, true) / (float)width + eps);
+        if (weight)
+            for (int64_t i = 0; i < width; i++)
+                yr[i] = (xr[i] - mean) * inv * weight[i] + bias[i];
+        else
+            for (int64_t i = 0; i < width; i++)
+                yr[i] = (xr[i] - mean) * inv;
+    }
+}
+
+/* erfc(z) = t exp(-z^2 + p(t)), t = 1 / (1 + z/2), for z >= 0: the form of Numerical Recipes'
+ * erfcc, with p refitted (least squares on Chebyshev nodes, degree 11) over t in [0.17, 1], i.e.
+ * z <= 9.8, where it is within 2.5e-9 of log(erfc(z) / t) + z^2. */
+ATTN_INLINE float erfc_poly(float t)
+{
+    float p = -6.8090014239e-02f;
+    p = p * t + 2.9119459910e-01f;
+    p = p * t - 2.4669959746e-01f;
+    p = p * t - 7.9041421305e-01f;
+    p = p * t + 2.1255518214e+00f;
+    p = p * t - 2.0436891903e+00f;
+    p = p * t + 9.2798695616e-01f;
+    p = p * t - 4.6382576907e-01f;
+    p = p * t + 1.7001444413e-01f;
+    p = p * t + 3.6248920521e-01f;
+    p = p * t + 1.0010307775e+00f;
+    return p * t - 1.2655490215e+00f;
+}
+
+/* x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2 = 1 - erfc(|x| / sqrt 2) / 2 for x >= 0. The
+ * exponent -x^2/2 is split as -xh^2/2 - xl (|x| + xh)/2 with xh = |x| cut to 12 significant bits
+ * (xh^2 is then exact), so that its rounding does not grow with x^2 in the far tail (80 ulp at
+ * x = -13 otherwise), and exp(-xh^2/2) multiplies last, so that the result is rounded to a
+ * subnormal only when it is one. Beyond |x| = 13.5 erfc underflows: Phi is 0 or 1 (+Inf stays
+ * +Inf; -Inf gives NaN, as x * 0 in PyTorch's formula). */
+ATTN_INLINE float gelu_approx(float x)
+{
+    const float ax = x < 0.0f ? -x : x;
+    const float t = 1.0f / (1.0f + 0.35355339059327376f * ax); /* 1 / (1 + z/2), z = |x| / sqrt 2 */
+    const float xh = bits_to_float(float_to_bits(ax) & ~(int32_t)0xfff), xl = ax - xh;
+    /* x erfc(z) / 2 e^(-xh^2/2) */
+    float tail = 0.5f * x * t * exp_approx(erfc_poly(t) - 0.5f * xl * (ax + xh));
+    tail = ax > 13.5f ? 0.0f * x : tail;
+    const float x_erfc = tail * exp_approx(-0.5f * xh * xh); /* x erfc(z) / 2 */
+    return x <= 0.0f ? x_erfc : x > 13.5f ? x : x - x_erfc;
+}
+
+ATTN_VECTOR_CLONES void attn__gelu(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = gelu_approx(x[i]);
+}

@@ -671,3 +671,88 @@ class Memrnn(_Handle):
         c = Cost()
         check(lib.attn_memrnn_cost(self.ptr, batch, seq_len, byref(c)))
         return c
+
+
+# ---- perceiver.h (attn_perceiver) -------------------------------------------------------------
+
+
+class PerceiverOptions(ctypes.Structure):
+    """attn_perceiver_options, field for field (natural alignment, as RnnOptions)."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("input_channels", c_int64),
+        ("input_axis", c_int64),
+        ("num_freq_bands", c_int64),
+        ("max_freq", ctypes.c_double),
+        ("fourier_encode", c_int32),
+        ("depth", c_int64),
+        ("num_latents", c_int64),
+        ("latent_dim", c_int64),
+        ("cross_heads", c_int64),
+        ("cross_dim_head", c_int64),
+        ("latent_heads", c_int64),
+        ("latent_dim_head", c_int64),
+        ("self_per_cross_attn", c_int64),
+        ("weight_tie_layers", c_int32),
+        ("num_classes", c_int64),
+        ("flags", c_uint32),
+    ]
+
+
+_INT64_P = POINTER(c_int64)
+
+declare({
+    "attn_perceiver_options_init": (c_int32, [POINTER(PerceiverOptions)]),
+    "attn_perceiver_create": (c_int32, [POINTER(c_void_p), POINTER(PerceiverOptions)]),
+    "attn_perceiver_destroy": (None, [c_void_p]),
+    "attn_perceiver_params": (c_void_p, [c_void_p]),
+    "attn_perceiver_get_options": (c_int32, [c_void_p, POINTER(PerceiverOptions)]),
+    "attn_perceiver_forward": (c_int32, [c_void_p, c_void_p, c_int64, _INT64_P, _FLOAT_P, _UINT8_P, _FLOAT_P]),
+    "attn_perceiver_cost": (c_int32, [c_void_p, c_int64, _INT64_P, POINTER(Cost)]),
+})
+
+
+class Perceiver(_Handle):
+    """An attn_perceiver handle. Keyword arguments are attn_perceiver_options fields (max_freq a
+    float; booleans are accepted for the flags)."""
+
+    _destroy = "attn_perceiver_destroy"
+
+    def __init__(self, **options):
+        self.ptr = c_void_p()  # before anything can raise: __del__ closes it
+        o = PerceiverOptions()
+        check(lib.attn_perceiver_options_init(byref(o)))
+        for key, value in options.items():
+            if not hasattr(o, key):
+                raise TypeError("attn_perceiver_options has no field %r" % key)
+            setattr(o, key, float(value) if key == "max_freq" else int(value))
+        check(lib.attn_perceiver_create(byref(self.ptr), byref(o)))
+        self.options = PerceiverOptions()
+        check(lib.attn_perceiver_get_options(self.ptr, byref(self.options)))
+        self.params = Params(lib.attn_perceiver_params(self.ptr), owner=self)
+
+    def out_shape(self, batch):
+        o = self.options
+        return (batch, o.num_classes) if o.num_classes > 0 else (batch, o.num_latents, o.latent_dim)
+
+    def forward(self, data, mask=None, ws=None, axis_sizes=None):
+        """data [B, *axis, C], mask [B, N] (nonzero = ignore; any shape of B*N elements) -> logits
+        [B, num_classes] or latents [B, M, D]. axis_sizes defaults to data.shape[1:-1]; give it to
+        pass other sizes (error tests)."""
+        data = f32(data)
+        batch = data.shape[0]
+        if axis_sizes is None:
+            axis_sizes = data.shape[1:-1]
+        axes = np.ascontiguousarray(axis_sizes, dtype=np.int64)
+        mask = u8(mask)
+        out = np.empty(self.out_shape(batch), dtype=np.float32)
+        check(lib.attn_perceiver_forward(self.ptr, None if ws is None else ws.ptr, batch,
+                                         axes.ctypes.data_as(_INT64_P), fptr(data), u8ptr(mask), fptr(out)))
+        return out
+
+    def cost(self, batch, axis_sizes):
+        axes = np.ascontiguousarray(axis_sizes, dtype=np.int64)
+        c = Cost()
+        check(lib.attn_perceiver_cost(self.ptr, batch, axes.ctypes.data_as(_INT64_P), byref(c)))
+        return c
