@@ -1,6 +1,6 @@
 /* The element-wise kernels of src/core/kernels.c against libm (double), over the whole float range that
- * matters, at every vector-tail length; and the softmax contract (max-subtracted, masks, fully masked
- * rows give zeros, never NaN). */
+ * matters, at every vector-tail length, GELU and LayerNorm included; and the softmax contract
+ * (max-subtracted, masks, fully masked rows give zeros, never NaN). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -118,6 +118,64 @@ static void test_exp_sum(void **state)
 
 /* x^p as exp(p log x) (the NTM's sharpening): within a few ulp times p |log x| of pow, where the
  * result is a normal float; exact 0 for x = 0; NaN stays NaN. */
+static double gelu_ref(double x) { return 0.5 * x * erfc(-x / sqrt(2.0)); }
+
+/* GELU with the exact normal CDF (torch's approximate='none'), the negative tail included (down to
+ * x = -12, where the result is still a normal float), and its special values. */
+static void test_gelu(void **state)
+{
+    (void)state;
+    check_unary(attn__gelu, gelu_ref, -12.0f, 10.0f, 4.5);
+    float z[5] = {NAN, INFINITY, -INFINITY, 0.0f, -30.0f};
+    attn__gelu(z, 5);
+    assert_true(isnan(z[0]) && z[1] == INFINITY && isnan(z[2]) && z[3] == 0.0f && z[4] == 0.0f);
+}
+
+/* LayerNorm against double on rows with a large offset (mean 100, spread 3: a one-pass variance
+ * would cancel), at leading dimensions wider than the rows, in place, and without weight and bias. */
+static void test_layer_norm(void **state)
+{
+    (void)state;
+    enum { ROWS = 7, W = 261, LD = 270 };
+    float *x = malloc(ROWS * LD * sizeof *x), *y = malloc(ROWS * LD * sizeof *y), g[W], b[W];
+    for (int i = 0; i < ROWS * LD; i++)
+        x[i] = 100.0f + 3.0f * (float)((i * 7919) % 1000) / 1000.0f;
+    for (int i = 0; i < W; i++)
+        g[i] = 0.5f + (float)i / W, b[i] = (float)i / 100.0f;
+    double worst = 0;
+    for (int affine = 0; affine < 2; affine++)
+        for (int in_place = 0; in_place < 2; in_place++) {
+            for (int i = 0; i < ROWS * LD; i++) /* in place: y starts as a copy of x */
+                y[i] = in_place ? x[i] : -1.0f;
+            attn__layer_norm(ROWS, W, in_place ? y : x, LD, y, LD, affine ? g : NULL, affine ? b : NULL, 1e-5f);
+            const float *out = y;
+            for (int r = 0; r < ROWS; r++) {
+                double mean = 0, var = 0;
+                for (int i = 0; i < W; i++)
+                    mean += x[r * LD + i];
+                mean /= W;
+                for (int i = 0; i < W; i++)
+                    var += (x[r * LD + i] - mean) * (x[r * LD + i] - mean);
+                var /= W;
+                for (int i = 0; i < W; i++) {
+                    double want = (x[r * LD + i] - mean) / sqrt(var + 1e-5);
+                    if (affine)
+                        want = want * g[i] + b[i];
+                    worst = fmax(worst, fabs(out[r * LD + i] - want) / fmax(1.0, fabs(want)));
+                }
+                for (int i = W; !in_place && i < LD; i++) /* the gap between rows is not written */
+                    assert_true(out[r * LD + i] == -1.0f);
+            }
+        }
+    /* float's own limit here: x carries 100 * 2^-24 of rounding against a spread of 3, and so does
+     * the float mean, i.e. ~1e-5 of the normalized output; a one-pass variance would be off by
+     * 100^2 / 3^2 times float's epsilon, ~1e-3 */
+    print_message("worst error %.3g (relative above 1)\n", worst);
+    assert_true(worst <= 5e-5);
+    free(x);
+    free(y);
+}
+
 static void test_pow_sum(void **state)
 {
     (void)state;
@@ -192,7 +250,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigmoid), cmocka_unit_test(test_tanh),   cmocka_unit_test(test_relu),
         cmocka_unit_test(test_saturation_and_nan), cmocka_unit_test(test_exp_sum), cmocka_unit_test(test_pow_sum), cmocka_unit_test(test_max),
-        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_softmax), cmocka_unit_test(test_gelu), cmocka_unit_test(test_layer_norm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
