@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """PyTorch side of attn-bench's "perceiver" group, and the Perceiver reference of the FFI test.
 
-The model: lucidrains/perceiver-pytorch's `Perceiver` (v0.9), written here from ../../shared/SPEC.md
-§4 because that package (and einops) is not installable on the build machines. Same module tree,
+The model: lucidrains/perceiver-pytorch's `Perceiver` (v0.9), written here from docs/perceiver.md
+because that package (and einops) is not installable on the build machines. Same module tree,
 same state_dict names, same operations in the same order:
     latents                                   Parameter (M, D), randn
     layers.{i}.0  PreNorm(Attention)          cross-attention: norm (D), norm_context (C'), fn.to_q,

@@ -51,7 +51,7 @@ attn_status attn__check_option(const char *fn, const char *name, int64_t v, int6
 /* ---- options structs (errors.c) ----------------------------------------------------------- */
 
 /* Copies a caller's options struct into `dst` (which already holds the defaults), following the
- * struct_size protocol of CONVENTIONS.md: sizes below `first_size` are rejected, bytes beyond
+ * struct_size protocol of docs/abi.md: sizes below `first_size` are rejected, bytes beyond
  * `known_size` must be zero (a newer caller asking for something this library does not know),
  * and the uint32_t flags at `flags_offset` must be 0. `fn` names the caller. */
 /* The other direction, for attn_<x>_get_options: writes the first version's `first_size` bytes of

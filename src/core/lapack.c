@@ -1,7 +1,7 @@
 /* The only door to LAPACK. LAPACKE's _work layer is used throughout: its high-level functions
  * allocate their own scratch, whereas every byte here comes from the caller's workspace, so a
- * family's reported workspace_bytes stays exact. Work is done in double (CONVENTIONS: analysis
- * in float64), on float32 data at the boundary. */
+ * family's reported workspace_bytes stays exact. Work is done in double (the analysis results
+ * are float64), on float32 data at the boundary. */
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>

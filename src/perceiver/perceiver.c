@@ -6,14 +6,19 @@
  * Shape of one forward call:
  * - Position features: one table per axis, [s_a, 2K+1] (a position's features are its coordinates'
  *   rows side by side), so sum_a s_a (2K) sines and cosines instead of N (2K) input_axis.
- * - The context [B*N, C'] (data and position features) is assembled and normalized ONCE, without
- *   norm_context's affine, the team sharing the rows. That affine folds into the to_kv product:
- *   to_kv(x^ w + b) = x^ (W diag w)^T + W b, where x^ is the normalized row. The K half of W b adds
- *   one constant to every score of a query row, which the softmax ignores; the V half adds W_v b to
- *   every output row (the weights of a row sum to 1), which folds into to_out's bias. So K and V of
- *   all B*N rows are one GEMM on x^ per distinct cross-attention weight set: `depth` GEMMs, or two
- *   with weight_tie_layers whatever the depth (PyTorch normalizes and projects the inputs again in
- *   every layer).
+ * - The context [B*N, C'] (data and position features) is never formed. norm_context is a
+ *   LayerNorm of each row x = [data, positions]: x^ w + b with x^ = (x - mean) / std. Its affine
+ *   folds into the to_kv product: to_kv(x^ w + b) = x^ (W diag w)^T + W b. The K half of W b adds one
+ *   constant to every score of a query row, which the softmax ignores; the V half adds W_v b to
+ *   every output row (the weights of a row sum to 1), which folds into to_out's bias. And the
+ *   normalization moves after the product: x^ W'^T = (x W'^T - mean W' 1) / std, with x W'^T the
+ *   data's share (one GEMM of C inner over the B*N rows) plus the position features' share, which
+ *   is the sum over the axes of their table row times their columns of W': one small GEMM per axis
+ *   and weight set, [s_a, 2K+1] x [2K+1, 2 ic], for the whole batch. The row statistics come from
+ *   the data row and the axis-table rows' sums, so K and V of all B*N rows cost one pass over the
+ *   data and one over K and V per distinct cross-attention weight set: `depth` of them, or two with
+ *   weight_tie_layers whatever the depth (PyTorch builds, normalizes and projects the whole
+ *   [B*N, C'] context again in every layer).
  * - Latent blocks: one GEMM over all B*M rows for each of to_q, to_kv, to_out and the two FF
  *   products. Heads go through the library's one attention kernel (core/attend.c) as column
  *   slices of those products (leading dimensions, no copies): M x N per (batch element, head) for
@@ -297,9 +302,12 @@ attn_status attn_perceiver_get_options(const attn_perceiver *perceiver, attn_per
 typedef struct perc_plan {
     attn_ws_plan ws;
     size_t axes;      /* [sum_a s_a, 2K+1]: Fourier features of each axis' coordinates (fourier_encode) */
-    size_t context;   /* [B*N, C']: data and position features, normalized */
+    size_t axis_sums; /* [sum_a s_a, 2]: sum and sum of squares of each row of axes (fourier_encode) */
+    size_t axis_kv;   /* [sum_a s_a, 2 ic]: each row of axes times its columns of the K/V weight */
+    size_t row_stats; /* [B*N, 2]: mean and 1 / std of each context row [data, positions] */
     size_t kv;        /* [B*N, 2 ic]: K and V of the inputs under the cross-attention weight set in use */
     size_t kv_weight; /* [2 ic, C']: that set's to_kv.weight times norm_context.weight */
+    size_t kv_sums;   /* [2 ic]: the row sums of kv_weight */
     size_t v_bias;    /* [ic]: to_kv's V rows times norm_context.bias */
     size_t out_bias;  /* [D]: that set's to_out.bias + to_out.weight v_bias */
     size_t latents;   /* [B*M, D] (with a head; without, forward works in out) */
@@ -322,10 +330,13 @@ static perc_plan make_plan(const attn_perceiver *m, int64_t batch, const int64_t
         for (int64_t a = 0; a < o->input_axis; a++)
             coordinates += axis_sizes[a];
         p.axes = attn__plan_take(&p.ws, f, coordinates, 2 * o->num_freq_bands + 1, 1);
+        p.axis_sums = attn__plan_take(&p.ws, f, coordinates, 2, 1);
+        p.axis_kv = attn__plan_take(&p.ws, f, coordinates, 2 * ic, 1);
     }
-    p.context = attn__plan_take(&p.ws, f, batch, n, m->input_dim);
+    p.row_stats = attn__plan_take(&p.ws, f, batch, n, 2);
     p.kv = attn__plan_take(&p.ws, f, batch, n, 2 * ic);
     p.kv_weight = attn__plan_take(&p.ws, f, 2 * ic, m->input_dim, 1);
+    p.kv_sums = attn__plan_take(&p.ws, f, 2 * ic, 1, 1);
     p.v_bias = attn__plan_take(&p.ws, f, ic, 1, 1);
     p.out_bias = attn__plan_take(&p.ws, f, d, 1, 1);
     if (o->num_classes)
@@ -350,13 +361,20 @@ static perc_plan make_plan(const attn_perceiver *m, int64_t batch, const int64_t
 
 /* FLOPs of forward (docs/perceiver.md): every matrix product, multiply-add = 2; a double, so that
  * absurd shapes are caught as overflow instead of wrapping. */
-static double forward_flops(const attn_perceiver *m, int64_t batch, int64_t n)
+static double forward_flops(const attn_perceiver *m, int64_t batch, const int64_t *axis_sizes, int64_t n)
 {
     const attn_perceiver_options *o = &m->opt;
     const double b = (double)batch, rows = b * (double)o->num_latents, d = (double)o->latent_dim;
     const double c = (double)m->input_dim, ic = (double)m->cross_inner, il = (double)m->latent_inner;
-    /* per weight set: K and V of the B*N inputs, and the two GEMVs folding norm_context's bias */
-    const double context = 2.0 * b * (double)n * c * 2.0 * ic + 2.0 * ic * c + 2.0 * d * ic;
+    /* per weight set: K and V of the B*N inputs as the data's share (B*N rows of C) plus the position
+     * features' share (each axis' table rows against their columns, summed per position: not
+     * counted), and the two GEMVs folding norm_context's bias */
+    double coordinates = 0.0;
+    for (int64_t a = 0; o->fourier_encode && a < o->input_axis; a++)
+        coordinates += (double)axis_sizes[a];
+    const double context = 2.0 * b * (double)n * (double)o->input_channels * 2.0 * ic +
+                           2.0 * coordinates * (double)(2 * o->num_freq_bands + 1) * 2.0 * ic + 2.0 * ic * c +
+                           2.0 * d * ic;
     const double ff = 2.0 * rows * d * 8.0 * d + 2.0 * rows * 4.0 * d * d;
     const double cross = 2.0 * rows * d * ic + 2.0 * rows * ic * d +
                          b * (double)o->cross_heads * attn__attend_flops(o->num_latents, n, o->cross_dim_head, false);
@@ -398,7 +416,7 @@ static attn_status prepare(const char *fn, const attn_perceiver *m, int64_t batc
         return attn__fail(ATTN_E_SHAPE, "%s: batch %lld x N %lld input positions (axis_sizes) is beyond the 32-bit "
                           "index range of BLAS or its tensors have more bytes than int64 can count", fn,
                           (long long)batch, (long long)*n);
-    if (forward_flops(m, batch, *n) > 9.0e18)
+    if (forward_flops(m, batch, axis_sizes, *n) > 9.0e18)
         return attn__fail(ATTN_E_SHAPE, "%s: the FLOP count of batch %lld x N %lld input positions overflows int64",
                           fn, (long long)batch, (long long)*n);
     *plan = make_plan(m, batch, axis_sizes, *n);
@@ -420,7 +438,7 @@ attn_status attn_perceiver_cost(const attn_perceiver *perceiver, int64_t batch, 
     if (!out)
         return attn__fail(ATTN_E_INVALID_ARG, "%s: out is NULL", fn);
     out->params = attn__params_total(perceiver->params);
-    out->flops = (int64_t)forward_flops(perceiver, batch, n);
+    out->flops = (int64_t)forward_flops(perceiver, batch, axis_sizes, n);
     out->workspace_bytes = (int64_t)plan.ws.bytes;
     return ATTN_OK;
 }
@@ -469,54 +487,113 @@ static void axis_features(const attn_perceiver *m, const int64_t *axis_sizes, fl
     }
 }
 
-/* Assembly of the normalized context rows, shared by the team. */
-typedef struct context_task {
+/* Row r of the axis tables (axes) that position `pos` uses on each axis: the axes are row-major, the
+ * last varies fastest, and axis a's rows follow those of the axes before it. */
+static void table_rows(const int64_t *axis_sizes, int64_t axes, int64_t n, int64_t pos, int64_t *rows)
+{
+    for (int64_t a = 0, later = n, first = 0; a < axes; first += axis_sizes[a], a++) {
+        later /= axis_sizes[a];
+        rows[a] = first + pos / later % axis_sizes[a];
+    }
+}
+
+/* norm_context's statistics of each context row [data, position features] (an attn_rows_fn): mean
+ * and 1 / sqrt(var + eps), from the data row and the sums of the position's axis-table rows. */
+typedef struct stats_task {
     const attn_perceiver *m;
     const int64_t *axis_sizes;
-    int64_t n;           /* positions per batch element */
-    const float *data;   /* [B*N, C] */
-    const float *table;  /* axis_features, or NULL without Fourier features */
-    float *context;      /* [B*N, C'] */
-} context_task;
+    int64_t n;
+    const float *data;      /* [B*N, C] */
+    const float *axis_sums; /* [sum_a s_a, 2], or NULL without Fourier features */
+    float *stats;           /* [B*N, 2] */
+} stats_task;
 
-/* An attn_rows_fn: context rows [first, end) = the data row, then each axis' features of the
- * row's coordinates (axes row-major: the last varies fastest), normalized (norm_context without
- * its affine, which forward folds into the K/V product). */
-static void context_rows(const void *ctx, int64_t first, int64_t end)
+static void row_stats(const void *ctx, int64_t first, int64_t end)
 {
-    const context_task *t = ctx;
+    const stats_task *t = ctx;
     const attn_perceiver_options *o = &t->m->opt;
-    const int64_t c = o->input_channels, width = t->m->input_dim, f = 2 * o->num_freq_bands + 1;
+    const int64_t c = o->input_channels, width = t->m->input_dim, p = width - c;
+    int64_t rows[3] = {0};
     for (int64_t r = first; r < end; r++) {
-        float *row = t->context + r * width;
-        memcpy(row, t->data + r * c, (size_t)c * sizeof *row);
-        const float *axis_table = t->table;
-        for (int64_t a = 0, later = t->n; axis_table && a < o->input_axis; a++) {
-            later /= t->axis_sizes[a]; /* positions per step of axis a */
-            const int64_t i = r % t->n / later % t->axis_sizes[a];
-            memcpy(row + c + a * f, axis_table + i * f, (size_t)f * sizeof *row);
-            axis_table += t->axis_sizes[a] * f;
+        const float *d = t->data + r * c;
+        double pos_sum = 0.0, pos_sq = 0.0;
+        if (t->axis_sums) {
+            table_rows(t->axis_sizes, o->input_axis, t->n, r % t->n, rows);
+            for (int64_t a = 0; a < o->input_axis; a++)
+                pos_sum += t->axis_sums[2 * rows[a]], pos_sq += t->axis_sums[2 * rows[a] + 1];
         }
-        attn__layer_norm(1, width, row, width, row, width, NULL, NULL, layer_norm_eps);
+        double sum = pos_sum;
+        for (int64_t j = 0; j < c; j++)
+            sum += d[j];
+        const double mean = sum / (double)width;
+        /* sum over the position features of (x - mean)^2; they lie in [-1, 1], so in double the
+         * expanded form loses nothing that matters */
+        double sq = pos_sq - 2.0 * mean * pos_sum + (double)p * mean * mean;
+        for (int64_t j = 0; j < c; j++)
+            sq += (d[j] - mean) * (d[j] - mean);
+        t->stats[2 * r] = (float)mean;
+        t->stats[2 * r + 1] = (float)(1.0 / sqrt(sq / (double)width + (double)layer_norm_eps));
+    }
+}
+
+/* K and V rows [first, end) (an attn_rows_fn): norm_context without its affine, applied after the
+ * product, (x - mean 1) W^T / std = (x W^T - mean W 1) / std, where x W^T is the data's share plus
+ * the position's, itself the sum over the axes of their table row's share. */
+typedef struct kv_task {
+    const attn_perceiver *m;
+    const int64_t *axis_sizes;
+    int64_t n, width;      /* positions; 2 ic */
+    const float *axis_kv;  /* [sum_a s_a, 2 ic], or NULL */
+    const float *sums;     /* [2 ic]: W 1 */
+    const float *stats;    /* [B*N, 2] */
+    float *kv;             /* [B*N, 2 ic]: in, the data's share */
+} kv_task;
+
+static void kv_rows(const void *ctx, int64_t first, int64_t end)
+{
+    const kv_task *t = ctx;
+    const int64_t axes = t->axis_kv ? t->m->opt.input_axis : 0;
+    int64_t rows[3] = {0};
+    for (int64_t r = first; r < end; r++) {
+        float *row = t->kv + r * t->width;
+        table_rows(t->axis_sizes, axes, t->n, r % t->n, rows);
+        for (int64_t a = 0; a < axes; a++)
+            attn__add(row, t->axis_kv + rows[a] * t->width, t->width);
+        const float mean = t->stats[2 * r], inv_std = t->stats[2 * r + 1];
+        for (int64_t j = 0; j < t->width; j++)
+            row[j] = (row[j] - mean * t->sums[j]) * inv_std;
     }
 }
 
 /* Folds the weight set's norm_context into its to_kv product (see the top of this file) and
- * computes K and V of every input row: kv [B*N, 2 ic] = context kv_weight^T, one GEMM. */
-static void context_kv(perc_run *r, const attention_tensors *t)
+ * computes K and V of every input row: the data's share kv [B*N, 2 ic] = data W_data^T (one GEMM
+ * with C inner), each axis table's share = its rows times its columns of W (one small GEMM per
+ * axis, for the whole batch), then per row the sum and the normalization. */
+static void context_kv(perc_run *r, const attention_tensors *t, const int64_t *axis_sizes, const float *data)
 {
-    const int64_t c = r->m->input_dim, ic = r->m->cross_inner, d = r->m->opt.latent_dim;
+    const attn_perceiver_options *o = &r->m->opt;
+    const int64_t c = r->m->input_dim, ch = o->input_channels, ic = r->m->cross_inner, d = o->latent_dim;
     const float *w = weights(r, t->to_kv), *gain = weights(r, t->context_w);
-    float *kv_weight = buffer(r, r->plan->kv_weight), *v_bias = buffer(r, r->plan->v_bias);
-    float *out_bias = buffer(r, r->plan->out_bias);
-    for (int64_t i = 0; i < 2 * ic; i++)
+    float *kv_weight = buffer(r, r->plan->kv_weight), *sums = buffer(r, r->plan->kv_sums);
+    float *v_bias = buffer(r, r->plan->v_bias), *out_bias = buffer(r, r->plan->out_bias), *kv = buffer(r, r->plan->kv);
+    for (int64_t i = 0; i < 2 * ic; i++) {
+        double sum = 0.0;
         for (int64_t j = 0; j < c; j++)
-            kv_weight[i * c + j] = w[i * c + j] * gain[j];
+            sum += kv_weight[i * c + j] = w[i * c + j] * gain[j];
+        sums[i] = (float)sum;
+    }
     attn__sgemv(false, ic, c, 1.0f, w + ic * c, c, weights(r, t->context_b), 0.0f, v_bias);
     memcpy(out_bias, weights(r, t->out_b), (size_t)d * sizeof *out_bias);
     attn__sgemv(false, d, ic, 1.0f, weights(r, t->out_w), ic, v_bias, 1.0f, out_bias);
-    attn__sgemm(false, true, r->batch * r->n, 2 * ic, c, 1.0f, buffer(r, r->plan->context), c, kv_weight, c, 0.0f,
-                buffer(r, r->plan->kv), 2 * ic);
+    const int64_t rows = r->batch * r->n, f = 2 * o->num_freq_bands + 1;
+    attn__sgemm(false, true, rows, 2 * ic, ch, 1.0f, data, ch, kv_weight, c, 0.0f, kv, 2 * ic);
+    float *axis_kv = o->fourier_encode ? buffer(r, r->plan->axis_kv) : NULL;
+    const float *table = o->fourier_encode ? buffer(r, r->plan->axes) : NULL;
+    for (int64_t a = 0, first = 0; axis_kv && a < o->input_axis; first += axis_sizes[a], a++)
+        attn__sgemm(false, true, axis_sizes[a], 2 * ic, f, 1.0f, table + first * f, f, kv_weight + ch + a * f, c, 0.0f,
+                    axis_kv + first * 2 * ic, 2 * ic);
+    const kv_task task = {r->m, axis_sizes, r->n, 2 * ic, axis_kv, sums, buffer(r, r->plan->row_stats), kv};
+    attn__team_run(&r->team, kv_rows, &task, rows, CONTEXT_CHUNK, rows * 2 * ic >= TEAM_MIN_FLOATS);
 }
 
 /* True when every one of the n bytes is nonzero. */
@@ -636,9 +713,20 @@ attn_status attn_perceiver_forward(const attn_perceiver *perceiver, attn_workspa
     float *table = o->fourier_encode ? buffer(&r, plan.axes) : NULL;
     if (table)
         axis_features(m, axis_sizes, table);
-    const context_task assemble = {m, axis_sizes, n, data, table, buffer(&r, plan.context)};
-    attn__team_run(&r.team, context_rows, &assemble, batch * n, CONTEXT_CHUNK,
-                   (int64_t)rows * m->input_dim >= TEAM_MIN_FLOATS);
+    float *axis_sums = table ? buffer(&r, plan.axis_sums) : NULL;
+    if (table) { /* the sum and sum of squares of each table row, for norm_context's statistics */
+        const int64_t f = 2 * o->num_freq_bands + 1;
+        for (int64_t a = 0, row = 0; a < o->input_axis; a++)
+            for (int64_t i = 0; i < axis_sizes[a]; i++, row++) {
+                double sum = 0.0, sq = 0.0;
+                for (int64_t j = 0; j < f; j++)
+                    sum += table[row * f + j], sq += (double)table[row * f + j] * table[row * f + j];
+                axis_sums[2 * row] = (float)sum, axis_sums[2 * row + 1] = (float)sq;
+            }
+    }
+    const stats_task stats = {m, axis_sizes, n, data, axis_sums, buffer(&r, plan.row_stats)};
+    attn__team_run(&r.team, row_stats, &stats, batch * n, CONTEXT_CHUNK,
+                   (int64_t)rows * o->input_channels >= TEAM_MIN_FLOATS);
     const int64_t mm = o->num_latents, d = o->latent_dim, blocks = 1 + o->self_per_cross_attn;
     for (int64_t b = 0; b < batch; b++)
         memcpy(r.x + b * mm * d, weights(&r, m->latents), (size_t)(mm * d) * f);
@@ -648,7 +736,7 @@ attn_status attn_perceiver_forward(const attn_perceiver *perceiver, attn_workspa
         const attention_tensors *attn = m->attn + set * blocks;
         const ff_tensors *ff = m->ff + set * blocks;
         if (set != kv_set) { /* the tied layers >= 2 reuse layer 1's K and V */
-            context_kv(&r, &attn[0]);
+            context_kv(&r, &attn[0], axis_sizes, data);
             kv_set = set;
         }
         attention_block(&r, &attn[0], true);

@@ -1,7 +1,7 @@
 """libattn's Perceiver (attn_perceiver) against lucidrains/perceiver-pytorch's Perceiver in PyTorch.
 
 The PyTorch model is the one of benchmarks/torch_perceiver.py (imported from there, one definition
-for this test and attn-bench): lucidrains' v0.9 module tree written from SPEC §4, with its
+for this test and attn-bench): lucidrains' v0.9 module tree written from docs/perceiver.md, with its
 state_dict names, including the layers.{i>=2}.* entries that weight_tie_layers repeats (the same
 modules). Its forward is run in float64 and compared with libattn's float32 at a relative 1e-4; the
 weights go to libattn by name (attn_params_set) and through a safetensors file of the whole
