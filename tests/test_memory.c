@@ -372,12 +372,6 @@ static void test_sparse_forward(void **state)
         }
 }
 
-static void expect_bits_equal(const char *what, const float *a, const float *b, int64_t n)
-{
-    if (memcmp(a, b, (size_t)n * sizeof *a) != 0)
-        fail_msg("%s differ", what);
-}
-
 /* SPARSE with top_k >= N is DENSE bit for bit. */
 static void test_sparse_all_slots_is_dense(void **state)
 {
@@ -393,9 +387,9 @@ static void test_sparse_all_slots_is_dense(void **state)
             randomize(ms, 7 + (uint64_t)i);
             float *x = random_floats(2 * 30 * d->in, 9, 1.0);
             run_out a = run(md, NULL, 2, 30, x), b = run(ms, NULL, 2, 30, x);
-            expect_bits_equal("y", a.y, b.y, 2 * 30 * d->out);
-            expect_bits_equal("read_weights", a.rw, b.rw, 2 * 30 * d->heads * d->n);
-            expect_bits_equal("memory_out", a.mem, b.mem, 2 * d->n * d->w);
+            expect_bits_equal("memrnn", "y", a.y, b.y, 2 * 30 * d->out);
+            expect_bits_equal("memrnn", "read_weights", a.rw, b.rw, 2 * 30 * d->heads * d->n);
+            expect_bits_equal("memrnn", "memory_out", a.mem, b.mem, 2 * d->n * d->w);
             attn_cost ca, cb;
             ASSERT_OK(attn_memrnn_cost(md, 2, 30, &ca));
             ASSERT_OK(attn_memrnn_cost(ms, 2, 30, &cb));
@@ -424,9 +418,9 @@ static void test_large_memory(void **state)
         run_out all = run(m, NULL, batch, steps, x);
         for (int64_t b = 0; b < batch; b++) {
             run_out one = run(m, NULL, 1, steps, x + b * steps * c.in);
-            expect_bits_equal("y", all.y + b * steps * c.out, one.y, steps * c.out);
-            expect_bits_equal("read_weights", all.rw + b * steps * c.heads * c.n, one.rw, steps * c.heads * c.n);
-            expect_bits_equal("memory_out", all.mem + b * c.n * c.w, one.mem, c.n * c.w);
+            expect_bits_equal("memrnn", "y", all.y + b * steps * c.out, one.y, steps * c.out);
+            expect_bits_equal("memrnn", "read_weights", all.rw + b * steps * c.heads * c.n, one.rw, steps * c.heads * c.n);
+            expect_bits_equal("memrnn", "memory_out", all.mem + b * c.n * c.w, one.mem, c.n * c.w);
             free_run(&one);
         }
         free_run(&all), free(x);
@@ -529,7 +523,7 @@ static void test_params_layout(void **state)
         v[0] = (float)i;
         ASSERT_OK(attn_params_set(p, aliases[i], v, 24));
         ASSERT_OK(attn_params_get(p, "memory.mem_bias", got, 24));
-        expect_bits_equal("mem_bias through an alias", v, got, 24);
+        expect_bits_equal("memrnn", "mem_bias through an alias", v, got, 24);
     }
     EXPECT_FAILURE(attn_params_find(p, "ntm.heads.4.memory.mem_bias", &(attn_tensor_info){0}), ATTN_E_NOT_FOUND,
                    "attn_params_find", NULL, "alias of a head that does not exist");
@@ -545,7 +539,7 @@ static void test_params_layout(void **state)
     ASSERT_OK(attn_params_load(attn_memrnn_params(m2), path, NULL, ATTN_LOAD_REJECT_UNKNOWN));
     float *x = random_floats(2 * 4 * c.in, 1, 1.0);
     run_out a = run(m, NULL, 2, 4, x), b = run(m2, NULL, 2, 4, x);
-    expect_bits_equal("y after a save/load round trip", a.y, b.y, 2 * 4 * c.out);
+    expect_bits_equal("memrnn", "y after a save/load round trip", a.y, b.y, 2 * 4 * c.out);
     free_run(&a), free_run(&b), free(x);
     remove(path);
     attn_memrnn_destroy(m2);
@@ -600,8 +594,6 @@ static void test_params_init(void **state)
 
 /* ---- cost and workspace ------------------------------------------------------------------------ */
 
-static int64_t round64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
-
 static void test_cost(void **state)
 {
     (void)state;
@@ -636,10 +628,10 @@ static void test_cost(void **state)
             float *x = random_floats(batch * steps * c->in, 2, 1.0);
             run_out a = run(m, wsp, batch, steps, x), b = run(m, NULL, batch, steps, x);
             assert_int_equal(attn_workspace_size(wsp), ws);
-            expect_bits_equal("y with and without a workspace", a.y, b.y, batch * steps * c->out);
+            expect_bits_equal("memrnn", "y with and without a workspace", a.y, b.y, batch * steps * c->out);
             /* reusing a larger workspace gives the same result */
             run_out d = run(m, wsp, batch, steps, x);
-            expect_bits_equal("y with a reused workspace", a.y, d.y, batch * steps * c->out);
+            expect_bits_equal("memrnn", "y with a reused workspace", a.y, d.y, batch * steps * c->out);
             free_run(&a), free_run(&b), free_run(&d), free(x);
             attn_workspace_destroy(wsp);
         }
@@ -826,9 +818,9 @@ static void test_nan_input(void **state)
                 if (t < bad_t ? v != clean.y[(0 * steps + t) * c.out + k] : !isnan(v))
                     fail_msg("%s: y[0, %lld, %lld] = %g", sparse ? "SPARSE" : "DENSE", (long long)t, (long long)k, v);
             }
-        expect_bits_equal("y of the clean batch element", clean.y + steps * c.out, got.y + steps * c.out,
+        expect_bits_equal("memrnn", "y of the clean batch element", clean.y + steps * c.out, got.y + steps * c.out,
                           steps * c.out);
-        expect_bits_equal("memory of the clean batch element", clean.mem + c.n * c.w, got.mem + c.n * c.w,
+        expect_bits_equal("memrnn", "memory of the clean batch element", clean.mem + c.n * c.w, got.mem + c.n * c.w,
                           c.n * c.w);
         free_run(&clean), free_run(&got), free(x);
         attn_memrnn_destroy(m);

@@ -394,12 +394,6 @@ static void test_forward_streaming(void **state)
 
 /* ---- invariants ------------------------------------------------------------------------------- */
 
-static void expect_bits_equal(const char *ctx, const char *what, const float *a, const float *b, int64_t n)
-{
-    if (memcmp(a, b, (size_t)n * sizeof *a) != 0)
-        fail_msg("%s: %s differ", ctx, what);
-}
-
 /* Without Fourier features, the cross-attention sees the inputs as a set: permuting the positions
  * together with the mask changes nothing. */
 static void test_permutation_invariance(void **state)
@@ -798,8 +792,6 @@ static void test_load_state_dict(void **state)
 }
 
 /* ---- cost and workspace ------------------------------------------------------------------------ */
-
-static int64_t round64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /* Scratch of the attention kernel for an L x S head of width dh (core/attend.c's plan, AUTO). */
 static int64_t attend_bytes(int64_t l, int64_t s, int64_t dh)

@@ -56,6 +56,9 @@ static inline uint64_t rng_next(uint64_t *s)
 static inline double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-52 - 1.0; }
 
 /* malloc that fails the test instead of returning NULL; 0 bytes still gives a pointer to free. */
+/* Workspace blocks are rounded up to 64 bytes each (docs/abi.md). */
+static inline int64_t round64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
 static inline void *xmalloc(size_t bytes)
 {
     void *p = malloc(bytes ? bytes : 1);
@@ -139,6 +142,13 @@ static inline void check_close_f32(const char *ctx, const char *what, const floa
 }
 
 /* ---- error messages ------------------------------------------------------------------------ */
+
+/* Fails the test when the n floats of a and b differ in any bit; ctx and what say which. */
+static inline void expect_bits_equal(const char *ctx, const char *what, const float *a, const float *b, int64_t n)
+{
+    if (memcmp(a, b, (size_t)n * sizeof *a) != 0)
+        fail_msg("%s: %s differ", ctx, what);
+}
 
 static inline int is_ident_char(char ch)
 {
