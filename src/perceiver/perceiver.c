@@ -36,8 +36,8 @@ static const float layer_norm_eps = 1e-5f; /* nn.LayerNorm's default, everywhere
 
 enum {
     MAX_LAYERS = 1024,    /* bounds of depth and self_per_cross_attn (the registry lists every block) */
-    CONTEXT_CHUNK = 64,   /* context rows per claim of a team thread */
-    TEAM_MIN_FLOATS = 1 << 16, /* context floats below which waking helpers costs more than it saves */
+    CONTEXT_CHUNK = 64,   /* input rows (statistics, K and V) per claim of a team thread */
+    TEAM_MIN_FLOATS = 1 << 16, /* floats of such row work below which waking helpers costs more than it saves */
 };
 
 /* Indices into the params registry of one PreNorm(Attention) block; context_w/b are -1 in the
