@@ -7,5 +7,6 @@
 #include "attention.h"
 #include "memory.h"
 #include "perceiver.h"
+#include "analysis.h"
 
 #endif /* ATTN_ATTN_H */

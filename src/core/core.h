@@ -143,6 +143,22 @@ size_t attn__pinv_plan(attn_ws_plan *plan, int64_t rows, int64_t cols);
 attn_status attn__pinv(const char *fn, int64_t rows, int64_t cols, const float *a, int64_t lda, float *out,
                        int64_t ldo, double rtol, void *scratch);
 
+/* (lapack.c) True when a rows x cols matrix (sizes >= 1) is within what the singular-value SVD
+ * below can hand LAPACK: rows * cols, every extent and dgesdd's `work` length fit its 32-bit
+ * indices. Only then may the two functions below be called. */
+bool attn__svd_values_supported(int64_t rows, int64_t cols);
+/* Reserves in `plan` the scratch attn__svd_values needs for a rows x cols matrix: the double copy
+ * (8 rows cols bytes), dgesdd's `work` (the length its own workspace query gives) and 8 min(rows,
+ * cols) LAPACK ints, besides min(rows, cols) doubles. */
+size_t attn__svd_values_plan(attn_ws_plan *plan, int64_t rows, int64_t cols);
+/* sigma [min(rows, cols)] = the singular values, in decreasing order, of the contiguous row-major
+ * rows x cols matrix a, computed in double by LAPACK dgesdd without singular vectors (jobz 'N').
+ * `scratch` is what attn__svd_values_plan reserved. Every entry of a must be finite (the callers
+ * check: dgesdd on NaN need not stop). ATTN_E_NUMERICAL (message naming `fn`) when the SVD fails;
+ * sigma is then unchanged. */
+attn_status attn__svd_values(const char *fn, int64_t rows, int64_t cols, const float *a, double *sigma,
+                             void *scratch);
+
 /* ---- element-wise kernels (kernels.c) ----------------------------------------------------- */
 /* In place over n contiguous floats; vectorized, accurate to a few ulp against libm. */
 void attn__sigmoid(float *x, int64_t n);

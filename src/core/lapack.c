@@ -115,3 +115,84 @@ attn_status attn__pinv(const char *fn, int64_t rows, int64_t cols, const float *
             out[i * ldo + j] = (float)p[i * rows + j];
     return ATTN_OK;
 }
+
+/* ---- singular values only (the analysis family) ----------------------------------------------- */
+
+/* LAPACK's optimal `work` length for dgesdd('N') of an m x n matrix (its workspace query, which
+ * reads no matrix), never below the documented minimum 3 mn + max(mx, 7 mn). Sizes >= 1 whose
+ * minimum fits int64 (callers check attn__svd_values_supported first, or pass small sizes). */
+static int64_t dgesdd_values_lwork(int64_t m, int64_t n)
+{
+    const int64_t mn = min64(m, n), mx = m > n ? m : n;
+    const int64_t minimum = 3 * mn + (mx > 7 * mn ? mx : 7 * mn);
+    double query = 0.0, dummy = 0.0;
+    lapack_int idummy = 0;
+    const lapack_int info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', (lapack_int)m, (lapack_int)n, &dummy,
+                                                (lapack_int)m, &dummy, &dummy, 1, &dummy, 1, &query, -1, &idummy);
+    const int64_t optimal = info == 0 && query < 0x1p62 ? (int64_t)query : 0;
+    return optimal > minimum ? optimal : minimum;
+}
+
+bool attn__svd_values_supported(int64_t rows, int64_t cols)
+{
+    int64_t elems;
+    /* The element count must fit lapack_int too, not only each extent: an implementation may
+     * compute an element's offset (column times leading dimension) in 32-bit arithmetic, and the
+     * byte size of the double copy must not overflow. Then the minimum of `work`; the optimal
+     * length is queried only then, and must fit as well. */
+    if (rows < 1 || cols < 1 || !attn__mul(rows, cols, &elems) || elems > INT32_MAX)
+        return false;
+    const int64_t mn = min64(rows, cols), mx = rows > cols ? rows : cols;
+    if (3 * mn + (mx > 7 * mn ? mx : 7 * mn) > INT32_MAX)
+        return false;
+    return dgesdd_values_lwork(cols, rows) <= INT32_MAX;
+}
+
+/* Scratch layout of attn__svd_values: A's copy, S and `work` in doubles, then the integer work
+ * array (8 mn, as dgesdd documents for every jobz). */
+typedef struct svd_values_layout {
+    attn_ws_plan ws;
+    size_t a, s, work, iwork;
+    int64_t lwork;
+} svd_values_layout;
+
+static svd_values_layout svd_values_layout_of(int64_t rows, int64_t cols)
+{
+    const int64_t mn = min64(rows, cols), d = sizeof(double);
+    svd_values_layout l = {0};
+    l.lwork = dgesdd_values_lwork(cols, rows);
+    l.a = attn__plan_take(&l.ws, d, rows, cols, 1);
+    l.s = attn__plan_take(&l.ws, d, mn, 1, 1);
+    l.work = attn__plan_take(&l.ws, d, l.lwork, 1, 1);
+    l.iwork = attn__plan_take(&l.ws, sizeof(lapack_int), 8, mn, 1);
+    return l;
+}
+
+size_t attn__svd_values_plan(attn_ws_plan *plan, int64_t rows, int64_t cols)
+{
+    return attn__plan_nest(plan, svd_values_layout_of(rows, cols).ws);
+}
+
+attn_status attn__svd_values(const char *fn, int64_t rows, int64_t cols, const float *a, double *sigma,
+                             void *scratch)
+{
+    const svd_values_layout l = svd_values_layout_of(rows, cols);
+    char *base = scratch;
+    double *at = (double *)(base + l.a), *s = (double *)(base + l.s), *work = (double *)(base + l.work);
+    lapack_int *iwork = (lapack_int *)(base + l.iwork);
+    const int64_t n = rows * cols, mn = min64(rows, cols);
+
+    /* Row-major A read as column-major is A^T (cols x rows), which has the same singular values:
+     * a plain widening copy, no transpose. */
+    for (int64_t i = 0; i < n; i++)
+        at[i] = a[i];
+    double none = 0.0; /* U and VT are not referenced with jobz = 'N' */
+    const lapack_int info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'N', (lapack_int)cols, (lapack_int)rows, at,
+                                                (lapack_int)cols, s, &none, 1, &none, 1, work, (lapack_int)l.lwork,
+                                                iwork);
+    if (info != 0)
+        return attn__fail(ATTN_E_NUMERICAL, "%s: the SVD (LAPACK dgesdd) of a %lld x %lld matrix failed (info %d)", fn,
+                          (long long)rows, (long long)cols, (int)info);
+    memcpy(sigma, s, (size_t)mn * sizeof *s);
+    return ATTN_OK;
+}

@@ -1,7 +1,7 @@
 """ctypes view of libattn's public C API, shared by the Python FFI tests of every family.
 
 The library is loaded from the path in the environment variable ATTN_LIB (ctest sets it to the
-built target). Declarations mirror include/attn/common.h, rnn.h and attention.h exactly; a family's
+built target). Declarations mirror the public headers include/attn/*.h exactly; a family's
 test file may add its own functions with declare(). Also here: a safetensors writer and reader
 written by hand (the Python `safetensors` package is not installed on the build machines) and
 run_tests(), which ends every test file with the line "N passed, N failed" that CI reads.
@@ -756,3 +756,65 @@ class Perceiver(_Handle):
         c = Cost()
         check(lib.attn_perceiver_cost(self.ptr, batch, axes.ctypes.data_as(_INT64_P), byref(c)))
         return c
+
+
+# ---- analysis.h (libattn 1.3) -----------------------------------------------------------------
+
+
+class RankReport(ctypes.Structure):
+    """attn_rank_report, field for field."""
+
+    _fields_ = [
+        ("sigma_max", ctypes.c_double),
+        ("frobenius", ctypes.c_double),
+        ("stable_rank", ctypes.c_double),
+        ("effective_rank", ctypes.c_double),
+        ("numerical_rank", c_int64),
+        ("rank_90", c_int64),
+        ("rank_99", c_int64),
+    ]
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name, _ in self._fields_}
+
+
+_DOUBLE_P = POINTER(ctypes.c_double)
+
+declare({
+    "attn_singular_values": (c_int32, [_FLOAT_P, c_int64, c_int64, _DOUBLE_P]),
+    "attn_rank_analyze": (c_int32, [_FLOAT_P, c_int64, c_int64, POINTER(RankReport)]),
+    "attn_lowrank_error": (c_int32, [_FLOAT_P, c_int64, c_int64, c_int64, _DOUBLE_P]),
+})
+
+
+def _matrix(a):
+    a = f32(a)
+    if a.ndim != 2:
+        raise ValueError("a 2-D matrix is expected, got shape %s" % (a.shape,))
+    return a
+
+
+def singular_values(a):
+    """attn_singular_values: a [rows, cols] (converted to float32) -> float64 [min(rows, cols)],
+    decreasing."""
+    a = _matrix(a)
+    sigma = np.empty(min(a.shape), dtype=np.float64)
+    check(lib.attn_singular_values(fptr(a), a.shape[0], a.shape[1], sigma.ctypes.data_as(_DOUBLE_P)))
+    return sigma
+
+
+def rank_analyze(a):
+    """attn_rank_analyze: a [rows, cols] -> RankReport."""
+    a = _matrix(a)
+    report = RankReport()
+    check(lib.attn_rank_analyze(fptr(a), a.shape[0], a.shape[1], byref(report)))
+    return report
+
+
+def lowrank_error(a, rank):
+    """attn_lowrank_error: a [rows, cols], rank -> the Frobenius distance to the nearest matrix of
+    rank <= rank."""
+    a = _matrix(a)
+    err = ctypes.c_double()
+    check(lib.attn_lowrank_error(fptr(a), a.shape[0], a.shape[1], rank, byref(err)))
+    return err.value
