@@ -30,7 +30,7 @@ static attn_status check_sizes(const char *fn, const float *a, int64_t rows, int
     if (!attn__svd_values_supported(rows, cols))
         return attn__fail(ATTN_E_SHAPE,
                           "%s: rows %lld x cols %lld is beyond the 32-bit index range of LAPACK "
-                          "(rows * cols must be at most %d)",
+                          "(rows * cols and dgesdd's work, 3 min + max(rows, cols, 7 min), must be at most %d)",
                           fn, (long long)rows, (long long)cols, INT32_MAX);
     return ATTN_OK;
 }
