@@ -580,6 +580,110 @@ static void test_eckart_young(void **state)
     }
 }
 
+/* attn_lowrank_factors: u v is the truncated SVD. Its distance to a is attn_lowrank_error (up to the
+ * rounding of u and v to float), v has orthonormal rows, u orthogonal columns of norms sigma_k; at
+ * full rank u v = a. And the use it is made for: a dense LSTM and a LOW_RANK one carrying the
+ * factors of its W_hh at rank H run alike. */
+static void test_lowrank_factors(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][2] = {{25, 17}, {17, 25}, {60, 6}, {1, 9}, {9, 1}};
+    for (int si = 0; si < COUNT_OF(shapes); si++) {
+        const int64_t rows = shapes[si][0], cols = shapes[si][1], n = min64(rows, cols);
+        float *a = random_floats(rows * cols, 1100 + (uint64_t)si, 1.0);
+        double *sigma = new_doubles(n), frob = 0.0;
+        ASSERT_OK(attn_singular_values(a, rows, cols, sigma));
+        for (int64_t i = 0; i < rows * cols; i++)
+            frob += (double)a[i] * a[i];
+        frob = sqrt(frob);
+        for (int64_t r = 1; r <= n; r++) {
+            float *u = (float *)new_doubles(rows * r), *v = (float *)new_doubles(r * cols);
+            ASSERT_OK(attn_lowrank_factors(a, rows, cols, r, u, v));
+            char ctx[96];
+            snprintf(ctx, sizeof ctx, "%lld x %lld at rank %lld", (long long)rows, (long long)cols, (long long)r);
+            double dist = 0.0, best;
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t j = 0; j < cols; j++) {
+                    double p = 0.0;
+                    for (int64_t k = 0; k < r; k++)
+                        p += (double)u[i * r + k] * v[k * cols + j];
+                    dist += (a[i * cols + j] - p) * (a[i * cols + j] - p);
+                }
+            dist = sqrt(dist);
+            ASSERT_OK(attn_lowrank_error(a, rows, cols, r, &best));
+            if (!(fabs(dist - best) <= 1e-6 * frob))
+                fail_msg("%s: ||a - u v||_F = %.9g, the optimum %.9g", ctx, dist, best);
+            for (int64_t k = 0; k < r; k++)
+                for (int64_t l = 0; l < r; l++) {
+                    double vv = 0.0, uu = 0.0;
+                    for (int64_t j = 0; j < cols; j++)
+                        vv += (double)v[k * cols + j] * v[l * cols + j];
+                    for (int64_t i = 0; i < rows; i++)
+                        uu += (double)u[i * r + k] * u[i * r + l];
+                    const double want_uu = k == l ? sigma[k] * sigma[k] : 0.0;
+                    if (fabs(vv - (k == l)) > 1e-6 || fabs(uu - want_uu) > 1e-6 * sigma[0] * sigma[0])
+                        fail_msg("%s: (v v^T)[%lld][%lld] = %.9g, (u^T u) = %.9g (want %.9g)", ctx, (long long)k,
+                                 (long long)l, vv, uu, want_uu);
+                }
+            free(u), free(v);
+        }
+        free(a), free(sigma);
+    }
+
+    enum { NB = 3, NT = 7, NI = 5, NH = 12 };
+    attn_rnn_options o;
+    ASSERT_OK(attn_rnn_options_init(&o));
+    o.input_size = NI;
+    o.hidden_size = NH;
+    attn_rnn *dense, *low;
+    ASSERT_OK(attn_rnn_create(&dense, &o));
+    o.recurrence = ATTN_RECURRENCE_LOW_RANK;
+    o.rank = NH;
+    ASSERT_OK(attn_rnn_create(&low, &o));
+    attn_params *pd = attn_rnn_params(dense), *pl = attn_rnn_params(low);
+    ASSERT_OK(attn_params_init(pd, 5));
+    float w[4 * NH * NH], u[4 * NH * NH], v[NH * NH], buf[4 * NH * NI];
+    static const char *const shared[] = {"weight_ih_l0", "bias_ih_l0", "bias_hh_l0"};
+    for (int k = 0; k < COUNT_OF(shared); k++) {
+        attn_tensor_info info;
+        ASSERT_OK(attn_params_find(pd, shared[k], &info));
+        ASSERT_OK(attn_params_get(pd, shared[k], buf, info.count));
+        ASSERT_OK(attn_params_set(pl, shared[k], buf, info.count));
+    }
+    ASSERT_OK(attn_params_get(pd, "weight_hh_l0", w, 4 * NH * NH));
+    ASSERT_OK(attn_lowrank_factors(w, 4 * NH, NH, NH, u, v));
+    ASSERT_OK(attn_params_set(pl, "weight_hh_l0_u", u, 4 * NH * NH));
+    ASSERT_OK(attn_params_set(pl, "weight_hh_l0_v", v, NH * NH));
+    float *x = random_floats(NB * NT * NI, 1200, 1.0), y_dense[NB * NT * NH], y_low[NB * NT * NH];
+    ASSERT_OK(attn_rnn_forward(dense, NULL, NB, NT, x, NULL, NULL, y_dense, NULL, NULL));
+    ASSERT_OK(attn_rnn_forward(low, NULL, NB, NT, x, NULL, NULL, y_low, NULL, NULL));
+    for (int i = 0; i < NB * NT * NH; i++)
+        if (fabsf(y_dense[i] - y_low[i]) > 1e-5f * fmaxf(1.0f, fabsf(y_dense[i])))
+            fail_msg("LSTM output %d: dense %.9g, LOW_RANK at rank H with attn_lowrank_factors %.9g", i,
+                     (double)y_dense[i], (double)y_low[i]);
+    free(x);
+    attn_rnn_destroy(dense);
+    attn_rnn_destroy(low);
+
+    /* errors: pointers, rank outside 1..min(rows, cols), NaN, outputs overlapping a or each other */
+    float a[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, fu[12], fv[12];
+    EXPECT_FAILURE(attn_lowrank_factors(NULL, 3, 4, 2, fu, fv), ATTN_E_INVALID_ARG, "attn_lowrank_factors", "a", "a");
+    EXPECT_FAILURE(attn_lowrank_factors(a, 3, 4, 2, NULL, fv), ATTN_E_INVALID_ARG, "attn_lowrank_factors", "u", "u");
+    EXPECT_FAILURE(attn_lowrank_factors(a, 3, 4, 2, fu, NULL), ATTN_E_INVALID_ARG, "attn_lowrank_factors", "v", "v");
+    EXPECT_FAILURE(attn_lowrank_factors(a, 0, 4, 1, fu, fv), ATTN_E_SHAPE, "attn_lowrank_factors", "rows", "rows 0");
+    EXPECT_FAILURE(attn_lowrank_factors(a, 3, 4, 0, fu, fv), ATTN_E_INVALID_ARG, "attn_lowrank_factors", "rank",
+                   "rank 0");
+    EXPECT_FAILURE(attn_lowrank_factors(a, 3, 4, 4, fu, fv), ATTN_E_INVALID_ARG, "attn_lowrank_factors", "rank",
+                   "rank 4 > 3");
+    EXPECT_FAILURE(attn_lowrank_factors(a, 3, 4, 2, a + 4, fv), ATTN_E_INVALID_ARG, "attn_lowrank_factors", "u",
+                   "u inside a");
+    EXPECT_FAILURE(attn_lowrank_factors(a, 3, 4, 2, fu, fu + 2), ATTN_E_INVALID_ARG, "attn_lowrank_factors", "v",
+                   "v overlapping u");
+    a[7] = NAN;
+    EXPECT_FAILURE(attn_lowrank_factors(a, 3, 4, 2, fu, fv), ATTN_E_NUMERICAL, "attn_lowrank_factors", "(1, 3)",
+                   "NaN at row 1, col 3");
+}
+
 /* Linformer with k = r and Nystrom with m = r imply L x S attention matrices of rank <= r, so by
  * Eckart-Young none is closer to the FULL matrix (same in-projection weights, same inputs) than
  * attn_lowrank_error(FULL, r). In float32 the approximations have rank r only up to rounding: the
@@ -976,6 +1080,7 @@ int main(void)
         cmocka_unit_test(test_zero_matrix),
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_eckart_young),
+        cmocka_unit_test(test_lowrank_factors),
         cmocka_unit_test(test_attention_approximations),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_threads),

@@ -956,6 +956,103 @@ static void test_load_bad_entries(void **state)
     free(close);
 }
 
+/* attn_params_open: a file's tensors as a set of their own, under their names without the prefix,
+ * skipping what a float set cannot hold; and every header and data error of a load, named for
+ * attn_params_open, with *out NULL. */
+static void test_open(void **state)
+{
+    attn_params *p = gru_params(state), *q = NULL;
+    char path[1024];
+    path_for(path, sizeof path, "open.safetensors");
+    file_spec s = {.dtype = "BF16",
+                   .prefix = "gru.",
+                   .extra = "\"gru.scalar\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
+                            "\"gru.count\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[4,12]},"
+                            "\"gru.odd\":{\"dtype\":\"Q7\",\"shape\":[3],\"data_offsets\":[12,13]},"
+                            "\"gru.empty\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[13,13]}",
+                   .extra_data = 13};
+    write_params(path, p, s);
+    ASSERT_OK(attn_params_load(p, path, "gru.", 0));
+    ASSERT_OK(attn_params_open(&q, path, "gru."));
+    assert_int_equal(attn_params_count(q), attn_params_count(p) + 1);
+    for (int64_t t = 0; t < attn_params_count(p); t++) {
+        attn_tensor_info want, got;
+        ASSERT_OK(attn_params_info(p, t, &want));
+        ASSERT_OK(attn_params_find(q, want.name, &got));
+        assert_int_equal(got.ndim, want.ndim);
+        assert_memory_equal(got.shape, want.shape, sizeof want.shape);
+        float a[96], b[96];
+        assert_true(want.count <= 96);
+        ASSERT_OK(attn_params_get(p, want.name, a, want.count));
+        ASSERT_OK(attn_params_get(q, want.name, b, want.count));
+        assert_memory_equal(a, b, (size_t)want.count * sizeof *a);
+    }
+    attn_tensor_info info;
+    ASSERT_OK(attn_params_find(q, "scalar", &info)); /* 0-dimensional: shape [1] */
+    assert_int_equal(info.ndim, 1);
+    assert_int_equal(info.shape[0], 1);
+    float v;
+    ASSERT_OK(attn_params_get(q, "scalar", &v, 1));
+    assert_true(v == 1.0f);
+    assert_int_equal(attn_params_find(q, "count", &info), ATTN_E_NOT_FOUND);
+    assert_int_equal(attn_params_find(q, "odd", &info), ATTN_E_NOT_FOUND);
+    assert_int_equal(attn_params_find(q, "empty", &info), ATTN_E_NOT_FOUND);
+    /* the set behaves as any other: set, save, init (zeros), and it loads back */
+    ASSERT_OK(attn_params_set(q, "scalar", (const float[]){-2.5f}, 1));
+    char saved[1024];
+    path_for(saved, sizeof saved, "open_saved.safetensors");
+    ASSERT_OK(attn_params_save(q, saved, "x."));
+    ASSERT_OK(attn_params_init(q, 7));
+    ASSERT_OK(attn_params_get(q, "scalar", &v, 1));
+    assert_true(v == 0.0f);
+    ASSERT_OK(attn_params_load(q, saved, "x.", ATTN_LOAD_REJECT_UNKNOWN));
+    ASSERT_OK(attn_params_get(q, "scalar", &v, 1));
+    assert_true(v == -2.5f);
+    attn_params_close(q);
+
+    /* without a prefix: every float tensor, under its full name */
+    ASSERT_OK(attn_params_open(&q, path, NULL));
+    assert_int_equal(attn_params_count(q), attn_params_count(p) + 1);
+    ASSERT_OK(attn_params_find(q, "gru.weight_hh_l0", &info));
+    attn_params_close(q);
+    attn_params_close(p); /* a handle's set: left alone (the fixture still uses it) */
+    attn_params_close(NULL);
+    ASSERT_OK(attn_params_find(p, "weight_hh_l0", &info));
+
+    q = p;
+    EXPECT_FAIL(attn_params_open(&q, path, "nothing."), ATTN_E_NOT_FOUND, "attn_params_open", "no float tensor under");
+    assert_null(q);
+    EXPECT_FAIL(attn_params_open(NULL, path, NULL), ATTN_E_INVALID_ARG, "attn_params_open", "out is NULL");
+    q = p;
+    EXPECT_FAIL(attn_params_open(&q, NULL, NULL), ATTN_E_INVALID_ARG, "attn_params_open", "path is NULL");
+    assert_null(q);
+    char missing[1024];
+    path_for(missing, sizeof missing, "open_missing.safetensors");
+    remove(missing);
+    EXPECT_FAIL(attn_params_open(&q, missing, NULL), ATTN_E_IO, "attn_params_open", missing);
+    write_params(path, p, (file_spec){.extra = "\"big\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],"
+                                                "\"data_offsets\":[0,4]}", .extra_data = 4});
+    EXPECT_FAIL(attn_params_open(&q, path, NULL), ATTN_E_UNSUPPORTED, "attn_params_open",
+                "tensor 'big' in '");
+    ASSERT_OK(attn_params_open(&q, path, "weight")); /* outside the prefix, it does not matter */
+    attn_params_close(q);
+
+    /* every malformed header or value that fails a load fails an open alike */
+    for (size_t k = 0; k < sizeof bad_files / sizeof *bad_files; k++) {
+        const bad_file *b = &bad_files[k];
+        if (b->want != ATTN_E_FORMAT && b->want != ATTN_E_NUMERICAL)
+            continue;
+        write_params(path, p, (file_spec){.target = b->target ? b->target : "weight_hh_l0", .entry = b->entry,
+                                          .extra = b->extra, .extra_data = b->extra_data, .nan_in = b->nan_in});
+        q = p;
+        attn_status st = attn_params_open(&q, path, NULL);
+        if (st != b->want || !strstr(attn_last_error(), b->needle) || !strstr(attn_last_error(), "attn_params_open"))
+            fail_msg("case %zu: status %d, message \"%s\"; expected %d with \"%s\"", k, st, attn_last_error(), b->want,
+                     b->needle);
+        assert_null(q);
+    }
+}
+
 /* Paths that are not regular files: each is refused as such, never opened for reading (a FIFO
  * without a writer would block the open forever), and with what it is named. */
 static void test_load_not_regular(void **state)
@@ -1193,6 +1290,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_not_regular, setup_gru, teardown_gru),
         cmocka_unit_test_setup_teardown(test_load_large_header, setup_gru, teardown_gru),
         cmocka_unit_test_setup_teardown(test_load_bad_files, setup_gru, teardown_gru),
+        cmocka_unit_test_setup_teardown(test_open, setup_gru, teardown_gru),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

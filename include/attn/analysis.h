@@ -2,13 +2,13 @@
  * analysis.h: the singular-value spectrum of a matrix and what it says about its rank: the numbers
  * that tell whether a recurrent matrix (attn_rnn_recurrent_matrix) or an attention matrix
  * (attn_mha_attention_matrix) is close to low rank, and the Eckart-Young optimum that no rank-r
- * approximation can beat (docs/analysis.md). Added in libattn 1.3.
+ * approximation can beat, and the factors that reach it (docs/analysis.md). Added in libattn 1.3.
  *
  * Every function here takes a float32, row-major, contiguous rows x cols matrix `a`, widens it to
  * float64 and computes its singular values sigma_1 >= ... >= sigma_n >= 0 (n = min(rows, cols))
- * with LAPACK dgesdd in double, values only; results are double.
+ * with LAPACK dgesdd in double, values only (attn_lowrank_factors: with vectors, see there).
  *
- * Memory: the functions take no workspace; each call allocates its scratch and frees it before it
+ * Memory: the three spectrum functions take no workspace; each call allocates its scratch and frees it before it
  * returns: a float64 copy of `a` (8 rows cols bytes), dgesdd's `work` (lwork doubles, as LAPACK's
  * own workspace query gives it) and 48 n bytes more, in all at most
  *     8 rows cols + 8 lwork + 48 n + 320 bytes.
@@ -24,9 +24,9 @@
  * Thread rule: no handle and no shared state; any number of threads may call these functions at
  * once (BLAS's threads do the parallel work inside dgesdd).
  *
- * Errors, shared by the three functions (attn_last_error() names the function and the argument):
+ * Errors, shared by the four functions (attn_last_error() names the function and the argument):
  *   ATTN_E_INVALID_ARG  a or an output pointer is NULL; an output overlapping a (byte ranges);
- *                       rank < 0 (attn_lowrank_error)
+ *                       rank < 0 (attn_lowrank_error), outside 1..n (attn_lowrank_factors)
  *   ATTN_E_SHAPE        rows or cols < 1; rows * cols overflowing or beyond the limits above
  *   ATTN_E_NUMERICAL    an entry of a is NaN or +-Inf (the message gives its row and column), or
  *                       the SVD did not converge
@@ -79,6 +79,20 @@ ATTN_API attn_status attn_rank_analyze(const float *a, int64_t rows, int64_t col
  * still checked for NaN and Inf). ATTN_E_INVALID_ARG for rank < 0. */
 ATTN_API attn_status attn_lowrank_error(const float *a, int64_t rows, int64_t cols, int64_t rank,
                                         double *frobenius_error);
+
+/* The best rank-`rank` approximation of a [rows, cols] as a product, u [rows, rank] times
+ * v [rank, cols]: the truncated SVD (Eckart-Young), u = U_r S_r and v = V_r^T (orthonormal rows),
+ * computed in double by LAPACK dgesdd with singular vectors and rounded to float. Its distance to a
+ * is attn_lowrank_error(a, rows, cols, rank). Made to put a trained dense recurrence into a LOW_RANK
+ * handle: u and v are weight_hh_l{l}_u (G H, r) and weight_hh_l{l}_v (r, H) of the matrix
+ * weight_hh_l{l} (G H, H). Signs of singular vector pairs are LAPACK's (deterministic).
+ * 1 <= rank <= min(rows, cols), else ATTN_E_INVALID_ARG. Scratch: 8 rows cols + 8 (rows + cols)
+ * min(rows, cols) bytes plus dgesdd's work (its workspace query), allocated per call. Further
+ * errors as above: u or v NULL or overlapping a or each other (ATTN_E_INVALID_ARG), sizes
+ * (ATTN_E_SHAPE; the SVD with vectors also needs its larger work within 32-bit indices), NaN or
+ * Inf in a (ATTN_E_NUMERICAL, naming row and column). Outputs are unchanged on failure. */
+ATTN_API attn_status attn_lowrank_factors(const float *a, int64_t rows, int64_t cols, int64_t rank, float *u,
+                                          float *v);
 
 #ifdef __cplusplus
 }

@@ -125,6 +125,18 @@ ATTN_API attn_status attn_params_init(attn_params *p, uint64_t seed);
  * error (ATTN_E_IO, ATTN_E_FORMAT, ATTN_E_NOT_FOUND, ATTN_E_SHAPE, ATTN_E_UNSUPPORTED dtype,
  * ATTN_E_NUMERICAL for NaN/Inf values) no parameter is changed. */
 ATTN_API attn_status attn_params_load(attn_params *p, const char *path, const char *prefix, uint32_t flags);
+/* Opens a safetensors file as a set of parameters of its own, owned by no handle: every tensor whose
+ * name begins with `prefix` (NULL or "" = all), named without the prefix and converted to float32
+ * from F32, F64, F16 or BF16. A 0-dimensional tensor is listed as shape [1]; tensors of other dtypes
+ * (integers, booleans, 8-bit floats) and empty ones are passed over. For reading a checkpoint's
+ * tensors that no handle holds (embeddings, norms, heads) with attn_params_count/info/find/get; set,
+ * save and init (to zeros) work as on any set. Close it with attn_params_close. *out is NULL on
+ * failure: the errors of attn_params_load, ATTN_E_UNSUPPORTED for a tensor of more than 4
+ * dimensions, ATTN_E_NOT_FOUND when no float tensor is under the prefix. Added in libattn 1.3. */
+ATTN_API attn_status attn_params_open(attn_params **out, const char *path, const char *prefix);
+/* Frees a set made by attn_params_open; NULL is fine. A handle's set (attn_<x>_params) is left
+ * alone: it dies with its handle. */
+ATTN_API void attn_params_close(attn_params *p);
 /* Writes every tensor as F32 to a safetensors file under `prefix + name`, with the metadata
  * {"format": "pt"} so that Python's safetensors (numpy or torch) loads it. */
 ATTN_API attn_status attn_params_save(const attn_params *p, const char *path, const char *prefix);

@@ -191,3 +191,37 @@ attn_status attn_lowrank_error(const float *a, int64_t rows, int64_t cols, int64
     attn__free(sigma);
     return ATTN_OK;
 }
+
+attn_status attn_lowrank_factors(const float *a, int64_t rows, int64_t cols, int64_t rank, float *u, float *v)
+{
+    static const char fn[] = "attn_lowrank_factors";
+    attn_status s = check_sizes(fn, a, rows, cols, u, "u");
+    if (s == ATTN_OK && !v)
+        s = attn__fail(ATTN_E_INVALID_ARG, "%s: v is NULL", fn);
+    if (s == ATTN_OK && (rank < 1 || rank > min64(rows, cols)))
+        s = attn__fail(ATTN_E_INVALID_ARG, "%s: rank must be in 1..min(rows, cols) = %lld (got %lld)", fn,
+                       (long long)min64(rows, cols), (long long)rank);
+    /* the SVD with vectors needs more of LAPACK's 32-bit work than the values alone */
+    if (s == ATTN_OK && !attn__pinv_supported(rows, cols))
+        s = attn__fail(ATTN_E_SHAPE, "%s: rows %lld x cols %lld is beyond the 32-bit index range of LAPACK's SVD "
+                       "with singular vectors", fn, (long long)rows, (long long)cols);
+    if (s != ATTN_OK)
+        return s;
+    const attn_buffer input = {"a", a, (size_t)(rows * cols) * sizeof *a};
+    const attn_buffer outputs[2] = {{"u", u, (size_t)(rows * rank) * sizeof *u}, {"v", v, (size_t)(rank * cols) * sizeof *v}};
+    if ((s = attn__check_aliasing(fn, &input, 1, outputs, 2)) != ATTN_OK)
+        return s;
+    attn_ws_plan plan = {0};
+    const size_t at = attn__pinv_plan(&plan, rows, cols);
+    if (plan.overflow)
+        return attn__fail(ATTN_E_INTERNAL, "%s: the scratch size of a %lld x %lld SVD overflows", fn, (long long)rows,
+                          (long long)cols);
+    char *scratch = attn__alloc(plan.bytes);
+    if (!scratch)
+        return attn__fail(ATTN_E_NOMEM, "%s: cannot allocate %zu bytes of scratch for the SVD of a %lld x %lld matrix",
+                          fn, plan.bytes, (long long)rows, (long long)cols);
+    /* a NaN or Inf is found by the copy into the scratch, before LAPACK runs */
+    s = attn__svd_factors(fn, rows, cols, a, rank, u, v, scratch + at);
+    attn__free(scratch);
+    return s;
+}

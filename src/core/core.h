@@ -131,10 +131,10 @@ void attn__sgemv(bool trans_a, int64_t m, int64_t n, float alpha, const float *a
 const char *attn__blas_config(void);
 int attn__blas_threads(void);
 
-/* (lapack.c) True when LAPACK's 32-bit indices can hold the SVD of a rows x cols matrix and its
- * scratch; only then may the two functions below be called. */
+/* (lapack.c) True when LAPACK's 32-bit indices can hold the SVD with singular vectors of a rows x
+ * cols matrix and its scratch; only then may the three functions below be called. */
 bool attn__pinv_supported(int64_t rows, int64_t cols);
-/* Reserves in `plan` the scratch attn__pinv needs for a rows x cols matrix. */
+/* Reserves in `plan` the scratch attn__pinv (or attn__svd_factors) needs for a rows x cols matrix. */
 size_t attn__pinv_plan(attn_ws_plan *plan, int64_t rows, int64_t cols);
 /* out (cols x rows, row-major, leading dimension ldo) = the Moore-Penrose pseudo-inverse of the
  * row-major rows x cols matrix a (lda), through an SVD in double (LAPACK dgesdd); singular values
@@ -142,6 +142,11 @@ size_t attn__pinv_plan(attn_ws_plan *plan, int64_t rows, int64_t cols);
  * out is then unchanged. Sizes >= 1 and within attn__fits_blas_int. */
 attn_status attn__pinv(const char *fn, int64_t rows, int64_t cols, const float *a, int64_t lda, float *out,
                        int64_t ldo, double rtol, void *scratch);
+/* The best rank-`rank` approximation of the contiguous row-major rows x cols matrix a (Eckart-Young:
+ * its truncated SVD, in double) as u [rows, rank] times v [rank, cols]: u = U_r S_r, v = V_r^T
+ * (orthonormal rows). 1 <= rank <= min(rows, cols); the scratch and the errors of attn__pinv. */
+attn_status attn__svd_factors(const char *fn, int64_t rows, int64_t cols, const float *a, int64_t rank, float *u,
+                              float *v, void *scratch);
 
 /* (lapack.c) True when a rows x cols matrix (sizes >= 1) is within what the singular-value SVD
  * below can hand LAPACK: rows * cols, every extent and dgesdd's `work` length fit its 32-bit

@@ -38,18 +38,18 @@ bool attn__pinv_supported(int64_t rows, int64_t cols)
     return dgesdd_lwork(cols, rows) <= INT32_MAX;
 }
 
-/* Scratch layout of attn__pinv: A's copy, S, U, VT and `work` in doubles, then the integer work
- * array. */
-typedef struct pinv_layout {
+/* Scratch layout of an SVD with vectors (attn__pinv, attn__svd_factors): A's copy, S, U, VT and
+ * `work` in doubles, then the integer work array. */
+typedef struct svd_layout {
     attn_ws_plan ws;
     size_t a, s, u, vt, work, iwork;
     int64_t lwork;
-} pinv_layout;
+} svd_layout;
 
-static pinv_layout pinv_layout_of(int64_t rows, int64_t cols)
+static svd_layout svd_layout_of(int64_t rows, int64_t cols)
 {
     const int64_t mn = min64(rows, cols), d = sizeof(double);
-    pinv_layout l = {0};
+    svd_layout l = {0};
     l.lwork = dgesdd_lwork(cols, rows);
     l.a = attn__plan_take(&l.ws, d, rows, cols, 1);
     l.s = attn__plan_take(&l.ws, d, mn, 1, 1);
@@ -62,38 +62,48 @@ static pinv_layout pinv_layout_of(int64_t rows, int64_t cols)
 
 size_t attn__pinv_plan(attn_ws_plan *plan, int64_t rows, int64_t cols)
 {
-    return attn__plan_nest(plan, pinv_layout_of(rows, cols).ws);
+    return attn__plan_nest(plan, svd_layout_of(rows, cols).ws);
+}
+
+/* The SVD with singular vectors of the row-major rows x cols matrix a (lda), in the scratch of
+ * `l`. Row-major A read as column-major is A^T (cols x rows), which LAPACK factors as
+ * A^T = U S V^T: then A = V S U^T, and neither end needs a transposed copy. */
+static attn_status svd_triplets(const char *fn, const char *what, int64_t rows, int64_t cols, const float *a,
+                                int64_t lda, const svd_layout *l, char *base)
+{
+    double *at = (double *)(base + l->a), *s = (double *)(base + l->s), *u = (double *)(base + l->u);
+    double *vt = (double *)(base + l->vt), *work = (double *)(base + l->work);
+    lapack_int *iwork = (lapack_int *)(base + l->iwork);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            if (!isfinite(a[i * lda + j]))
+                return attn__fail(ATTN_E_NUMERICAL, "%s: the %lld x %lld matrix %s has a non-finite entry at (%lld, "
+                                  "%lld)", fn, (long long)rows, (long long)cols, what, (long long)i, (long long)j);
+            at[i * cols + j] = a[i * lda + j];
+        }
+    const lapack_int info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'S', (lapack_int)cols, (lapack_int)rows, at,
+                                                (lapack_int)cols, s, u, (lapack_int)cols, vt,
+                                                (lapack_int)min64(rows, cols), work, (lapack_int)l->lwork, iwork);
+    if (info != 0)
+        return attn__fail(ATTN_E_NUMERICAL, "%s: the SVD (LAPACK dgesdd) of a %lld x %lld matrix failed (info %d)", fn,
+                          (long long)rows, (long long)cols, (int)info);
+    return ATTN_OK;
 }
 
 attn_status attn__pinv(const char *fn, int64_t rows, int64_t cols, const float *a, int64_t lda, float *out,
                        int64_t ldo, double rtol, void *scratch)
 {
-    const pinv_layout l = pinv_layout_of(rows, cols);
+    const svd_layout l = svd_layout_of(rows, cols);
     char *base = scratch;
     double *at = (double *)(base + l.a), *s = (double *)(base + l.s), *u = (double *)(base + l.u);
-    double *vt = (double *)(base + l.vt), *work = (double *)(base + l.work);
-    lapack_int *iwork = (lapack_int *)(base + l.iwork);
+    double *vt = (double *)(base + l.vt);
     const int64_t mn = min64(rows, cols);
-
-    /* Row-major A read as column-major is A^T (cols x rows): LAPACK factors A^T = U S V^T, so
-     * pinv(A) = (pinv(A^T))^T = U S^+ V^T, which needs no transposed copy at either end. */
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) {
-            if (!isfinite(a[i * lda + j]))
-                return attn__fail(ATTN_E_NUMERICAL,
-                                  "%s: the %lld x %lld matrix to pseudo-invert has a non-finite entry at (%lld, %lld)",
-                                  fn, (long long)rows, (long long)cols, (long long)i, (long long)j);
-            at[i * cols + j] = a[i * lda + j];
-        }
-    const lapack_int info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'S', (lapack_int)cols, (lapack_int)rows, at,
-                                                (lapack_int)cols, s, u, (lapack_int)cols, vt, (lapack_int)mn, work,
-                                                (lapack_int)l.lwork, iwork);
-    if (info != 0)
-        return attn__fail(ATTN_E_NUMERICAL, "%s: the SVD (LAPACK dgesdd) of a %lld x %lld matrix failed (info %d)", fn,
-                          (long long)rows, (long long)cols, (int)info);
-
-    /* Singular values come sorted in decreasing order; those at or below the cutoff count as zero,
-     * so only the first `rank` singular triplets enter the product. */
+    const attn_status st = svd_triplets(fn, "to pseudo-invert", rows, cols, a, lda, &l, base);
+    if (st != ATTN_OK)
+        return st;
+    /* pinv(A) = (pinv(A^T))^T = U S^+ V^T. Singular values come sorted in decreasing order; those
+     * at or below the cutoff count as zero, so only the first `rank` singular triplets enter the
+     * product. */
     const double cutoff = rtol * s[0];
     int64_t rank = 0;
     while (rank < mn && s[rank] > cutoff) {
@@ -113,6 +123,27 @@ attn_status attn__pinv(const char *fn, int64_t rows, int64_t cols, const float *
     for (int64_t i = 0; i < cols; i++)
         for (int64_t j = 0; j < rows; j++)
             out[i * ldo + j] = (float)p[i * rows + j];
+    return ATTN_OK;
+}
+
+attn_status attn__svd_factors(const char *fn, int64_t rows, int64_t cols, const float *a, int64_t rank, float *u_out,
+                              float *v_out, void *scratch)
+{
+    const svd_layout l = svd_layout_of(rows, cols);
+    char *base = scratch;
+    const double *s = (double *)(base + l.s), *u = (double *)(base + l.u), *vt = (double *)(base + l.vt);
+    const int64_t mn = min64(rows, cols);
+    const attn_status st = svd_triplets(fn, "a", rows, cols, a, cols, &l, base);
+    if (st != ATTN_OK)
+        return st;
+    /* A = V S U^T in LAPACK's names: A's left singular vector k is row k of VT (column-major mn x
+     * rows), its right one column k of U (column-major cols x mn). */
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t k = 0; k < rank; k++)
+            u_out[i * rank + k] = (float)(vt[i * mn + k] * s[k]);
+    for (int64_t k = 0; k < rank; k++)
+        for (int64_t j = 0; j < cols; j++)
+            v_out[k * cols + j] = (float)u[k * cols + j];
     return ATTN_OK;
 }
 

@@ -1,4 +1,4 @@
-/* attn_params_load and attn_params_save: the safetensors format (8-byte little-endian header
+/* attn_params_load, attn_params_open and attn_params_save: the safetensors format (8-byte little-endian header
  * length, a JSON header, then raw little-endian tensor data).
  *
  * The header is parsed in one streaming pass: yajl's callbacks drive a small state machine that
@@ -208,6 +208,7 @@ static const char *const fields[] = {"dtype", "shape", "data_offsets"};
 typedef enum { J_LITERAL, J_NUMBER, J_STRING, J_OBJECT, J_ARRAY } json_kind;
 
 typedef struct loader {
+    const char *fn; /* the public function loading: messages name it */
     attn_params *p;
     const char *path, *prefix;
     uint32_t flags;
@@ -237,7 +238,7 @@ typedef struct loader {
 
 static attn_status nomem(const loader *L)
 {
-    return attn__fail(ATTN_E_NOMEM, "%s: out of memory reading the header of '%s'", LOAD, L->path);
+    return attn__fail(ATTN_E_NOMEM, "%s: out of memory reading the header of '%s'", L->fn, L->path);
 }
 
 /* n bytes at `offset` of the file. Its size was checked beforehand, so running short means the
@@ -249,9 +250,9 @@ static attn_status read_at(const loader *L, void *buf, size_t n, int64_t offset)
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)
-            return io_fail(LOAD, "read", L->path);
+            return io_fail(L->fn, "read", L->path);
         if (got == 0)
-            return attn__fail(ATTN_E_IO, "%s: '%s' ended early (was it changed while loading?)", LOAD, L->path);
+            return attn__fail(ATTN_E_IO, "%s: '%s' ended early (was it changed while loading?)", L->fn, L->path);
         done += (size_t)got;
     }
     return ATTN_OK;
@@ -314,20 +315,20 @@ static attn_status add_entry(loader *L)
     const entry *e = &L->cur;
     for (int f = 0; f < 3; f++)
         if (!(L->seen_fields & 1u << f))
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': header entry lacks \"%s\"", LOAD, e->name, fields[f]);
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': header entry lacks \"%s\"", L->fn, e->name, fields[f]);
     if (e->begin > e->end)
-        return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] end before they begin", LOAD,
+        return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] end before they begin", L->fn,
                           e->name, (long long)e->begin, (long long)e->end);
     if (e->end > L->data_size)
         return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] do not fit the %lld data bytes",
-                          LOAD, e->name, (long long)e->begin, (long long)e->end, (long long)L->data_size);
+                          L->fn, e->name, (long long)e->begin, (long long)e->end, (long long)L->data_size);
     const struct dtype *d = dtype_of(e);
     int64_t bytes;
     if (d && !attn__mul(L->count, d->size, &bytes))
-        return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': the byte size overflows", LOAD, e->name);
+        return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': the byte size overflows", L->fn, e->name);
     if (d && bytes != e->end - e->begin)
         return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets span %lld bytes, but %lld %s elements "
-                          "need %lld", LOAD, e->name, (long long)(e->end - e->begin), (long long)L->count, d->name,
+                          "need %lld", L->fn, e->name, (long long)(e->end - e->begin), (long long)L->count, d->name,
                           (long long)bytes);
     entry *grown = attn__grow(L->entries, L->n_entries, &L->cap_entries, sizeof *grown);
     if (!grown)
@@ -346,7 +347,7 @@ static attn_status on_value(loader *L, json_kind kind, const char *text, size_t 
     switch (L->state) {
     case AT_ROOT:
         if (kind != J_OBJECT)
-            return attn__fail(ATTN_E_FORMAT, "%s: '%s': the header is %s, not a JSON object", LOAD, L->path,
+            return attn__fail(ATTN_E_FORMAT, "%s: '%s': the header is %s, not a JSON object", L->fn, L->path,
                               describe(L, kind, text, len));
         L->state = IN_ROOT;
         break;
@@ -356,27 +357,27 @@ static attn_status on_value(loader *L, json_kind kind, const char *text, size_t 
             break;
         }
         if (kind != J_OBJECT)
-            return attn__fail(ATTN_E_FORMAT, "%s: '%s': \"__metadata__\" is %s, not a JSON object", LOAD, L->path,
+            return attn__fail(ATTN_E_FORMAT, "%s: '%s': \"__metadata__\" is %s, not a JSON object", L->fn, L->path,
                               describe(L, kind, text, len));
         L->state = IN_METADATA;
         break;
     case IN_METADATA:
         if (kind != J_STRING)
-            return attn__fail(ATTN_E_FORMAT, "%s: '%s': \"__metadata__\" entry '%s' is %s, not a string", LOAD,
+            return attn__fail(ATTN_E_FORMAT, "%s: '%s': \"__metadata__\" entry '%s' is %s, not a string", L->fn,
                               L->path, L->key, describe(L, kind, text, len));
         break;
     case AT_TENSOR:
         if (kind != J_OBJECT)
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': header entry is %s, not a JSON object", LOAD, e->name,
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': header entry is %s, not a JSON object", L->fn, e->name,
                               describe(L, kind, text, len));
         L->state = IN_TENSOR;
         break;
     case AT_DTYPE:
         if (kind != J_STRING)
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': \"dtype\" is %s, not a string", LOAD, e->name,
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': \"dtype\" is %s, not a string", L->fn, e->name,
                               describe(L, kind, text, len));
         if (memchr(text, '\0', len))
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': \"dtype\" contains a NUL byte", LOAD, e->name);
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': \"dtype\" contains a NUL byte", L->fn, e->name);
         known = find_dtype(text, len);
         e->dtype_name = known ? known->name : keep_name(L, text, len);
         if (!e->dtype_name)
@@ -386,27 +387,27 @@ static attn_status on_value(loader *L, json_kind kind, const char *text, size_t 
     case AT_SHAPE:
     case AT_OFFSETS:
         if (kind != J_ARRAY)
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': \"%s\" is %s, not an array", LOAD, e->name,
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': \"%s\" is %s, not an array", L->fn, e->name,
                               fields[L->state - AT_DTYPE], describe(L, kind, text, len));
         L->state = L->state == AT_SHAPE ? IN_SHAPE : IN_OFFSETS;
         break;
     case IN_SHAPE:
         if (!parse_size(kind, text, len, &extent))
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': shape[%lld] is %s, not an integer in [0, 2^63)", LOAD,
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': shape[%lld] is %s, not an integer in [0, 2^63)", L->fn,
                               e->name, (long long)e->ndim, describe(L, kind, text, len));
         if (!attn__mul(L->count, extent, &L->count))
             return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': the element count overflows int64 at shape[%lld]",
-                              LOAD, e->name, (long long)e->ndim);
+                              L->fn, e->name, (long long)e->ndim);
         if (e->ndim < ATTN__MAX_DIMS)
             e->shape[e->ndim] = extent;
         e->ndim++;
         break;
     case IN_OFFSETS:
         if (L->n_offsets == 2)
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets has more than 2 elements", LOAD, e->name);
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets has more than 2 elements", L->fn, e->name);
         if (!parse_size(kind, text, len, L->n_offsets ? &e->end : &e->begin))
             return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets[%d] is %s, not an integer in [0, 2^63)",
-                              LOAD, e->name, L->n_offsets, describe(L, kind, text, len));
+                              L->fn, e->name, L->n_offsets, describe(L, kind, text, len));
         L->n_offsets++;
         break;
     default: /* SKIPPING */
@@ -415,7 +416,7 @@ static attn_status on_value(loader *L, json_kind kind, const char *text, size_t 
     if (kind == J_OBJECT || kind == J_ARRAY) {
         /* Only a skipped field can nest this deep; refusing it keeps yajl's stack bounded. */
         if (L->depth == MAX_DEPTH)
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': a field nests deeper than %d levels", LOAD, e->name,
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': a field nests deeper than %d levels", L->fn, e->name,
                               MAX_DEPTH);
         L->depth++;
     } else if (L->state == SKIPPING && L->depth == L->skip_depth) {
@@ -430,7 +431,7 @@ static attn_status on_key(loader *L, const char *text, size_t len)
     case IN_ROOT: {
         if (len == 12 && !memcmp(text, "__metadata__", 12)) {
             if (L->seen_metadata)
-                return attn__fail(ATTN_E_FORMAT, "%s: '%s': \"__metadata__\" appears twice in the header", LOAD,
+                return attn__fail(ATTN_E_FORMAT, "%s: '%s': \"__metadata__\" appears twice in the header", L->fn,
                                   L->path);
             L->seen_metadata = true;
             L->state = AT_METADATA;
@@ -439,7 +440,7 @@ static attn_status on_key(loader *L, const char *text, size_t len)
         /* A C string would silently end at the NUL ("a\u0000b" would load as "a"). */
         const char *nul = memchr(text, '\0', len);
         if (nul)
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%.*s\\u0000...': the name contains a NUL byte", LOAD,
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%.*s\\u0000...': the name contains a NUL byte", L->fn,
                               (int)(nul - text), text);
         L->cur = (entry){.name = keep_name(L, text, len)};
         if (!L->cur.name)
@@ -458,7 +459,7 @@ static attn_status on_key(loader *L, const char *text, size_t len)
             if (strlen(fields[f]) == len && !memcmp(text, fields[f], len)) {
                 if (L->seen_fields & 1u << f)
                     return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': \"%s\" appears twice in its header entry",
-                                      LOAD, L->cur.name, fields[f]);
+                                      L->fn, L->cur.name, fields[f]);
                 L->seen_fields |= 1u << f;
                 L->state = (parse_state)(AT_DTYPE + f);
                 return ATTN_OK;
@@ -485,7 +486,7 @@ static attn_status on_close(loader *L)
     case IN_SHAPE: L->state = IN_TENSOR; break;
     case IN_OFFSETS:
         if (L->n_offsets != 2)
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets has %d element%s, not 2", LOAD,
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets has %d element%s, not 2", L->fn,
                               L->cur.name, L->n_offsets, L->n_offsets == 1 ? "" : "s");
         L->state = IN_TENSOR;
         break;
@@ -502,7 +503,7 @@ static attn_status check_utf8(loader *L, const unsigned char *s, size_t len)
     if (valid_utf8(s, len))
         return ATTN_OK;
     return attn__fail(ATTN_E_FORMAT, "%s: '%s': the header is not valid JSON near byte %lld (a string is not valid "
-                      "UTF-8)", LOAD, L->path, (long long)yajl_get_bytes_consumed(L->json));
+                      "UTF-8)", L->fn, L->path, (long long)yajl_get_bytes_consumed(L->json));
 }
 
 /* yajl's callbacks. Strings reach the state machine only as valid UTF-8. A callback returns 0,
@@ -545,7 +546,7 @@ static attn_status json_status(loader *L, yajl_status ys, int64_t at)
     if (ys == yajl_status_client_canceled)
         return L->status; /* ATTN_OK when the header's object has closed */
     unsigned char *why = yajl_get_error(L->json, 0, NULL, 0);
-    attn_status s = attn__fail(ATTN_E_FORMAT, "%s: '%s': the header is not valid JSON near byte %lld (%.*s)", LOAD,
+    attn_status s = attn__fail(ATTN_E_FORMAT, "%s: '%s': the header is not valid JSON near byte %lld (%.*s)", L->fn,
                                L->path, (long long)at, (int)strcspn((const char *)why, "\n"), (const char *)why);
     yajl_free_error(L->json, why);
     return s;
@@ -576,13 +577,13 @@ static attn_status parse_header(void *arg)
     s = json_status(L, ys, (int64_t)end);
     if (!s && L->state != DONE && valid < n)
         s = attn__fail(ATTN_E_FORMAT, "%s: '%s': the header is not valid JSON at byte %zu (control character 0x%02x)",
-                       LOAD, L->path, valid, header[valid]);
+                       L->fn, L->path, valid, header[valid]);
     if (!s && L->state != DONE)
         s = json_status(L, yajl_complete_parse(L->json), (int64_t)n);
     /* Writers pad the header with spaces after the object; anything else there is corruption. */
     for (size_t i = end; !s && L->state == DONE && i < n; i++)
         if (!memchr(" \t\r\n", header[i], 4))
-            s = attn__fail(ATTN_E_FORMAT, "%s: '%s': unexpected byte at %zu after the JSON header", LOAD, L->path, i);
+            s = attn__fail(ATTN_E_FORMAT, "%s: '%s': unexpected byte at %zu after the JSON header", L->fn, L->path, i);
     yajl_free(L->json);
     free(header);
     L->header = NULL;
@@ -602,21 +603,21 @@ static attn_status open_file(loader *L)
 {
     struct stat st;
     if (stat(L->path, &st))
-        return io_fail(LOAD, "open", L->path);
+        return io_fail(L->fn, "open", L->path);
     if (S_ISREG(st.st_mode)) {
         L->fd = open(L->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (L->fd < 0)
-            return io_fail(LOAD, "open", L->path);
+            return io_fail(L->fn, "open", L->path);
         if (fstat(L->fd, &st))
-            return io_fail(LOAD, "examine", L->path);
+            return io_fail(L->fn, "examine", L->path);
     }
     if (!S_ISREG(st.st_mode))
-        return attn__fail(ATTN_E_IO, "%s: '%s' is not a regular file (it is %s)", LOAD, L->path,
+        return attn__fail(ATTN_E_IO, "%s: '%s' is not a regular file (it is %s)", L->fn, L->path,
                           file_kind(st.st_mode));
     /* Some file systems (network, FUSE) honour O_NONBLOCK on regular files too. */
     int flags = fcntl(L->fd, F_GETFL);
     if (flags < 0 || fcntl(L->fd, F_SETFL, flags & ~O_NONBLOCK))
-        return io_fail(LOAD, "set up reading of", L->path);
+        return io_fail(L->fn, "set up reading of", L->path);
     L->file_size = (int64_t)st.st_size;
     return ATTN_OK;
 }
@@ -625,21 +626,21 @@ static attn_status read_header(loader *L)
 {
     unsigned char len8[8];
     if (L->file_size < 8)
-        return attn__fail(ATTN_E_FORMAT, "%s: '%s' is %lld bytes, shorter than the 8-byte header length", LOAD,
+        return attn__fail(ATTN_E_FORMAT, "%s: '%s' is %lld bytes, shorter than the 8-byte header length", L->fn,
                           L->path, (long long)L->file_size);
     attn_status s = read_at(L, len8, 8, 0);
     if (s)
         return s;
     uint64_t n = read_le(len8, 8);
     if (n > MAX_HEADER)
-        return attn__fail(ATTN_E_FORMAT, "%s: '%s': header length %llu exceeds the format's limit of %d bytes", LOAD,
+        return attn__fail(ATTN_E_FORMAT, "%s: '%s': header length %llu exceeds the format's limit of %d bytes", L->fn,
                           L->path, (unsigned long long)n, MAX_HEADER);
     if (n > (uint64_t)L->file_size - 8)
-        return attn__fail(ATTN_E_FORMAT, "%s: '%s': header length %llu exceeds the %lld bytes after it", LOAD,
+        return attn__fail(ATTN_E_FORMAT, "%s: '%s': header length %llu exceeds the %lld bytes after it", L->fn,
                           L->path, (unsigned long long)n, (long long)L->file_size - 8);
     L->data_start = 8 + (int64_t)n;
     L->data_size = L->file_size - L->data_start;
-    return json_guard(&L->json_memory, parse_header, L, LOAD, L->path);
+    return json_guard(&L->json_memory, parse_header, L, L->fn, L->path);
 }
 
 static int compare_names(const void *a, const void *b)
@@ -663,11 +664,11 @@ static attn_status check_entries(loader *L)
     if (!n)
         return !L->data_size ? ATTN_OK
                              : attn__fail(ATTN_E_FORMAT, "%s: '%s': the header lists no tensor, but %lld data bytes "
-                                          "follow it", LOAD, L->path, (long long)L->data_size);
+                                          "follow it", L->fn, L->path, (long long)L->data_size);
     qsort(e, (size_t)n, sizeof *e, compare_names);
     for (int64_t i = 1; i < n; i++)
         if (!strcmp(e[i - 1].name, e[i].name))
-            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s' appears twice in the header of '%s'", LOAD, e[i].name,
+            return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s' appears twice in the header of '%s'", L->fn, e[i].name,
                               L->path);
     /* The data regions must tile the data section, as the format requires: sorted by offset, each
      * begins where the one before ends, from 0 to the end of the file. So no byte is read for two
@@ -677,16 +678,16 @@ static attn_status check_entries(loader *L)
     for (int64_t i = 0, at = 0; i < n; at = e[i++].end) {
         if (e[i].begin < at)
             return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] overlap those of tensor "
-                              "'%s' [%lld, %lld]", LOAD, e[i].name, (long long)e[i].begin, (long long)e[i].end,
+                              "'%s' [%lld, %lld]", L->fn, e[i].name, (long long)e[i].begin, (long long)e[i].end,
                               e[i - 1].name, (long long)e[i - 1].begin, (long long)e[i - 1].end);
         if (e[i].begin > at)
             return attn__fail(ATTN_E_FORMAT, "%s: tensor '%s': data_offsets [%lld, %lld] leave bytes [%lld, %lld) of "
-                              "the data unused", LOAD, e[i].name, (long long)e[i].begin, (long long)e[i].end,
+                              "the data unused", L->fn, e[i].name, (long long)e[i].begin, (long long)e[i].end,
                               (long long)at, (long long)e[i].begin);
     }
     if (e[n - 1].end < L->data_size)
         return attn__fail(ATTN_E_FORMAT, "%s: '%s': data bytes [%lld, %lld) after tensor '%s' belong to no tensor",
-                          LOAD, L->path, (long long)e[n - 1].end, (long long)L->data_size, e[n - 1].name);
+                          L->fn, L->path, (long long)e[n - 1].end, (long long)L->data_size, e[n - 1].name);
     return ATTN_OK;
 }
 
@@ -707,14 +708,14 @@ static attn_status match(loader *L)
     size_t plen = strlen(L->prefix);
     L->chosen = calloc((size_t)p->n + 1, sizeof *L->chosen);
     if (!L->chosen)
-        return attn__fail(ATTN_E_NOMEM, "%s: out of memory", LOAD);
+        return attn__fail(ATTN_E_NOMEM, "%s: out of memory", L->fn);
     for (int64_t k = 0; k < L->n_entries; k++) {
         const entry *e = &L->entries[k];
         if (strncmp(e->name, L->prefix, plen))
             continue;
         int64_t i = attn__params_lookup(p, e->name + plen);
         if (i < 0 && (L->flags & ATTN_LOAD_REJECT_UNKNOWN))
-            return attn__fail(ATTN_E_NOT_FOUND, "%s: unknown tensor '%s' in file '%s' (no parameter '%s')", LOAD,
+            return attn__fail(ATTN_E_NOT_FOUND, "%s: unknown tensor '%s' in file '%s' (no parameter '%s')", L->fn,
                               e->name, L->path, e->name + plen);
         if (i >= 0 && (!L->chosen[i] || !strcmp(e->name + plen, p->tensors[i].name)))
             L->chosen[i] = e;
@@ -723,18 +724,18 @@ static attn_status match(loader *L)
         const entry *e = L->chosen[i];
         const attn__tensor *t = &p->tensors[i];
         if (!e && !(L->flags & ATTN_LOAD_ALLOW_MISSING))
-            return attn__fail(ATTN_E_NOT_FOUND, "%s: tensor '%s%s' is missing from '%s'", LOAD, L->prefix, t->name,
+            return attn__fail(ATTN_E_NOT_FOUND, "%s: tensor '%s%s' is missing from '%s'", L->fn, L->prefix, t->name,
                               L->path);
         if (!e)
             continue;
         if (!dtype_of(e) || dtype_of(e)->kind == DECODE_NONE)
             return attn__fail(ATTN_E_UNSUPPORTED, "%s: tensor '%s' has dtype %s; only F32, F64, F16 and BF16 load",
-                              LOAD, e->name, e->dtype_name);
+                              L->fn, e->name, e->dtype_name);
         if (!same_shape(e, t)) {
             char found[160], expected[160];
             attn__shape_str(found, sizeof found, e->ndim, e->shape);
             attn__shape_str(expected, sizeof expected, t->ndim, t->shape);
-            return attn__fail(ATTN_E_SHAPE, "%s: tensor '%s' has shape %s in '%s', parameter '%s' expects %s", LOAD,
+            return attn__fail(ATTN_E_SHAPE, "%s: tensor '%s' has shape %s in '%s', parameter '%s' expects %s", L->fn,
                               e->name, found, L->path, t->name, expected);
         }
     }
@@ -755,7 +756,7 @@ static attn_status read_tensor(const loader *L, const entry *e, float *dst, int6
             dst[done] = decode(chunk + i * d->size, d->kind);
             if (!isfinite(dst[done]))
                 return attn__fail(ATTN_E_NUMERICAL, "%s: tensor '%s': element %lld is NaN, infinite or beyond the "
-                                  "float32 range", LOAD, e->name, (long long)done);
+                                  "float32 range", L->fn, e->name, (long long)done);
         }
     }
     return ATTN_OK;
@@ -778,7 +779,7 @@ static attn_status load(loader *L)
         return ATTN_OK;
     L->staging = attn__alloc(bytes);
     if (!L->staging)
-        return attn__fail(ATTN_E_NOMEM, "%s: cannot allocate %zu bytes of staging", LOAD, bytes);
+        return attn__fail(ATTN_E_NOMEM, "%s: cannot allocate %zu bytes of staging", L->fn, bytes);
     memcpy(L->staging, p->data, bytes); /* absent tensors keep their values (ALLOW_MISSING) */
     for (int64_t i = 0; i < p->n && !s; i++)
         if (L->chosen[i])
@@ -786,6 +787,21 @@ static attn_status load(loader *L)
     if (!s)
         memcpy(p->data, L->staging, bytes);
     return s;
+}
+
+/* Releases what a load or an open held, whatever its outcome. */
+static void finish(loader *L)
+{
+    if (L->fd >= 0)
+        close(L->fd);
+    attn__free(L->staging);
+    free(L->chosen);
+    free(L->header);
+    free(L->entries);
+    for (name_block *b = L->names, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
 }
 
 attn_status attn_params_load(attn_params *p, const char *path, const char *prefix, uint32_t flags)
@@ -798,19 +814,79 @@ attn_status attn_params_load(attn_params *p, const char *path, const char *prefi
     if (flags & ~(ATTN_LOAD_ALLOW_MISSING | ATTN_LOAD_REJECT_UNKNOWN))
         return attn__fail(ATTN_E_INVALID_ARG, "%s: unknown flags 0x%x", LOAD,
                           flags & ~(ATTN_LOAD_ALLOW_MISSING | ATTN_LOAD_REJECT_UNKNOWN));
-    loader L = {.p = p, .path = path, .prefix = prefix ? prefix : "", .flags = flags, .fd = -1};
+    loader L = {.fn = LOAD, .p = p, .path = path, .prefix = prefix ? prefix : "", .flags = flags, .fd = -1};
     s = load(&L);
-    if (L.fd >= 0)
-        close(L.fd);
-    attn__free(L.staging);
-    free(L.chosen);
-    free(L.header);
-    free(L.entries);
-    for (name_block *b = L.names, *next; b; b = next) {
-        next = b->next;
-        free(b);
-    }
+    finish(&L);
     return s;
+}
+
+/* ---- open: a file's tensors as a set of their own -------------------------------------------- */
+
+static const char OPEN[] = "attn_params_open";
+
+/* Registers every float tensor under the prefix in L->p (in the file's order of data), then reads
+ * them. A 0-dimensional tensor becomes shape [1]; tensors of integer, boolean or 8-bit float dtypes
+ * are not numbers this set can hold and are passed over. */
+static attn_status open_set(loader *L)
+{
+    attn_status s = open_file(L);
+    if (!s)
+        s = read_header(L);
+    if (!s)
+        s = check_entries(L);
+    const size_t plen = strlen(L->prefix);
+    int64_t kept = 0;
+    if (!s && !(L->chosen = calloc((size_t)L->n_entries + 1, sizeof *L->chosen)))
+        return attn__fail(ATTN_E_NOMEM, "%s: out of memory", OPEN);
+    for (int64_t k = 0; k < L->n_entries && !s; k++) {
+        const entry *e = &L->entries[k];
+        if (strncmp(e->name, L->prefix, plen) || !dtype_of(e) || dtype_of(e)->kind == DECODE_NONE)
+            continue;
+        if (e->ndim > ATTN__MAX_DIMS)
+            return attn__fail(ATTN_E_UNSUPPORTED, "%s: tensor '%s' in '%s' has %lld dimensions; at most %d are "
+                              "supported", OPEN, e->name, L->path, (long long)e->ndim, ATTN__MAX_DIMS);
+        if (e->end == e->begin)
+            continue; /* no elements: nothing a float set can hold */
+        const int64_t scalar[1] = {1};
+        s = attn__params_add(L->p, e->name + plen, e->ndim ? e->ndim : 1, e->ndim ? e->shape : scalar,
+                             ATTN_INIT_CONSTANT, 0.0f, NULL);
+        L->chosen[kept++] = e;
+    }
+    if (!s && !kept)
+        return attn__fail(ATTN_E_NOT_FOUND, "%s: '%s' holds no float tensor%s%s%s", OPEN, L->path,
+                          plen ? " under the prefix '" : "", L->prefix, plen ? "'" : "");
+    if (!s)
+        s = attn__params_finalize(L->p);
+    for (int64_t i = 0; i < kept && !s; i++)
+        s = read_tensor(L, L->chosen[i], attn__params_data(L->p, i), L->p->tensors[i].count);
+    return s;
+}
+
+attn_status attn_params_open(attn_params **out, const char *path, const char *prefix)
+{
+    if (out)
+        *out = NULL;
+    if (!out || !path)
+        return attn__fail(ATTN_E_INVALID_ARG, "%s: %s is NULL", OPEN, out ? "path" : "out");
+    attn_params *p = NULL;
+    attn_status s = attn__params_create(&p, OPEN);
+    if (s)
+        return s;
+    loader L = {.fn = OPEN, .p = p, .path = path, .prefix = prefix ? prefix : "", .fd = -1};
+    s = open_set(&L);
+    finish(&L);
+    if (s)
+        attn__params_destroy(p);
+    else
+        *out = p;
+    return s;
+}
+
+void attn_params_close(attn_params *p)
+{
+    /* A handle's set dies with its handle; only sets made by attn_params_open are freed here. */
+    if (p && p->owner == OPEN)
+        attn__params_destroy(p);
 }
 
 /* ---- save ----------------------------------------------------------------------------------- */
