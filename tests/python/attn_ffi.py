@@ -784,6 +784,9 @@ declare({
     "attn_singular_values": (c_int32, [_FLOAT_P, c_int64, c_int64, _DOUBLE_P]),
     "attn_rank_analyze": (c_int32, [_FLOAT_P, c_int64, c_int64, POINTER(RankReport)]),
     "attn_lowrank_error": (c_int32, [_FLOAT_P, c_int64, c_int64, c_int64, _DOUBLE_P]),
+    "attn_lowrank_factors": (c_int32, [_FLOAT_P, c_int64, c_int64, c_int64, _FLOAT_P, _FLOAT_P]),
+    "attn_params_open": (c_int32, [POINTER(c_void_p), c_char_p, c_char_p]),
+    "attn_params_close": (None, [c_void_p]),
 })
 
 
@@ -818,3 +821,31 @@ def lowrank_error(a, rank):
     err = ctypes.c_double()
     check(lib.attn_lowrank_error(fptr(a), a.shape[0], a.shape[1], rank, byref(err)))
     return err.value
+
+
+def lowrank_factors(a, rank):
+    """attn_lowrank_factors: a [rows, cols], rank -> (u [rows, rank], v [rank, cols]), u v the
+    truncated SVD."""
+    a = _matrix(a)
+    u = np.empty((a.shape[0], rank), dtype=np.float32)
+    v = np.empty((rank, a.shape[1]), dtype=np.float32)
+    check(lib.attn_lowrank_factors(fptr(a), a.shape[0], a.shape[1], rank, fptr(u), fptr(v)))
+    return u, v
+
+
+class OpenedParams(Params):
+    """attn_params_open: a safetensors file's float tensors (under `prefix`) as a set of their own;
+    closed by close() or when collected."""
+
+    def __init__(self, path, prefix=None):
+        ptr = c_void_p()
+        check(lib.attn_params_open(byref(ptr), _cstr(path), _cstr(prefix)))
+        super().__init__(ptr.value)
+
+    def close(self):
+        if self.ptr:
+            lib.attn_params_close(self.ptr)
+            self.ptr = None
+
+    def __del__(self):
+        self.close()
