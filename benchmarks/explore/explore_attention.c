@@ -2,6 +2,7 @@
  * attention as N grows, next to the Eckart-Young optimum at the same rank; and the spectra of the
  * trained model's attention matrices, against random weights. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,17 +101,27 @@ static void set_pooling(attn_mha *mha, int64_t k, int64_t n)
 }
 
 /* The time table: every case at every N, timed on the first source's weights (time does not depend
- * on the values). */
+ * on the values); and the same times as curves, a column per case (attention_time_curves.csv, for
+ * the plot). */
 static void time_cases(const xp_config *cfg, const xp_attn_source *src, const float *text_x, xp_table *t)
 {
+    attn_case cases[3 * XP_MAX_LIST + 1];
+    const int nc = cases_of(cfg, INT64_MAX, false, cases);
+    double *curves[1 + 3 * XP_MAX_LIST + 1];
+    char names[3 * XP_MAX_LIST + 1][32];
+    const char *cols[1 + 3 * XP_MAX_LIST + 1] = {"N"};
+    for (int c = 0; c <= nc; c++)
+        curves[c] = xp_alloc((size_t)cfg->sizes.n * sizeof **curves);
     attn_workspace *ws = NULL;
     xp_check(attn_workspace_create(&ws), "attn_workspace_create");
     for (int s = 0; s < cfg->sizes.n; s++) {
         const int64_t n = cfg->sizes.v[s], e = src->embed_dim;
-        attn_case cases[3 * XP_MAX_LIST + 1];
-        const int nc = cases_of(cfg, n, false, cases);
         float *y = xp_alloc((size_t)(n * e) * sizeof *y);
+        curves[0][s] = (double)n;
         for (int c = 0; c < nc; c++) {
+            curves[1 + c][s] = NAN;
+            if (cases[c].rank > n)
+                continue;
             xp_progress(cfg, "attention: timing %s r = %lld, N = %lld", cases[c].name, (long long)cases[c].rank,
                         (long long)n);
             attn_mha *mha = make_mha(cfg, src, cases[c].kind, cases[c].rank, n, false);
@@ -118,6 +129,7 @@ static void time_cases(const xp_config *cfg, const xp_attn_source *src, const fl
             xp_check(attn_mha_cost(mha, 1, n, n, &cost), "attn_mha_cost");
             forward_ctx f = {mha, ws, n, text_x, y};
             const double sec = xp_time(cfg->runs, run_forward, &f);
+            curves[1 + c][s] = sec * 1e3;
             xp_text(t, cases[c].name);
             xp_int(t, n);
             if (cases[c].rank)
@@ -133,6 +145,16 @@ static void time_cases(const xp_config *cfg, const xp_attn_source *src, const fl
         free(y);
     }
     attn_workspace_destroy(ws);
+    for (int c = 0; c < nc; c++) {
+        if (cases[c].rank)
+            snprintf(names[c], sizeof names[c], "%s %lld", cases[c].name, (long long)cases[c].rank);
+        else
+            snprintf(names[c], sizeof names[c], "%s", cases[c].name);
+        cols[1 + c] = names[c];
+    }
+    xp_csv_curves(cfg, "attention_time_curves", 1 + nc, cols, cfg->sizes.n, (const double *const *)curves);
+    for (int c = 0; c <= nc; c++)
+        free(curves[c]);
 }
 
 /* The ranks of the error table's columns: every Linformer k and Nystrom m, increasing. */

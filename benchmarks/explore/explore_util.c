@@ -196,19 +196,19 @@ void xp_csv_curves(const xp_config *cfg, const char *name, int ncols, const char
 static const struct {
     const char *png, *needs, *script;
 } plots[] = {
-    {"attention_time.png", "attention_time.csv",
+    {"attention_time.png", "attention_time_curves.csv",
      "set title 'Attention time vs sequence length (one forward, batch 1)'\n"
      "set logscale xy; set xlabel 'N'; set ylabel 'ms'; set key left top\n"
-     "plot for [k in 'FULL LINFORMER NYSTROM'] 'attention_time.csv' using 2:(strcol(1) eq k ? $5 : NaN) "
-     "with linespoints title k\n"},
+     "plot for [c=2:*] 'attention_time_curves.csv' using 1:c with linespoints title columnhead(c)\n"},
     {"attention_error.png", "attention_optimum.csv",
      "stats 'attention_optimum.csv' using 1 nooutput\nN = STATS_max\n"
      "set title sprintf('Attention matrix error vs FULL at rank r (N = %d): approximations and the optimum', N)\n"
      "set logscale x 2; set xlabel 'rank r (Linformer k, Nystrom m)'; set ylabel 'relative Frobenius error'\n"
-     "set logscale y; set key outside right\n"
+     "set logscale y; set yrange [1e-3:*]; set key outside right\n"
      "plot for [w in 'trained random'] 'attention_optimum.csv' using 2:(column(w)) with lines title w.' optimum', "
      "for [w in 'trained random'] for [k in 'LINFORMER LINFORMER-POOL NYSTROM'] 'attention_error.csv' "
-     "using 4:(strcol(1) eq w && strcol(3) eq k && $2 == N ? $5 : NaN) with linespoints title w.' '.k\n"},
+     "using 4:(strcol(1) eq w && strcol(3) eq k && $2 == N ? $5 : NaN) smooth unique with linespoints "
+     "title w.' '.k\n"},
     {"spectrum.png", "spectrum_curves.csv",
      "set title 'Normalized cumulative singular values of the attention matrices'\n"
      "set xlabel 'k / T'; set ylabel 'sum_{i<=k} sigma_i / sum sigma_i'; set key right bottom\n"
@@ -241,7 +241,7 @@ void xp_plots(const xp_config *cfg)
             xp_die("cannot run gnuplot");
         /* (the error plot is drawn at the largest N that has optimum rows) */
         fprintf(g, "set datafile separator ','\nset terminal pngcairo size 900,600 noenhanced\nset output '%s'\n"
-                   "set grid\n%s",
+                   "set grid\nset datafile missing 'nan'\n%s",
                 plots[i].png, plots[i].script);
         if (pclose(g) == 0)
             drawn++;
