@@ -40,8 +40,10 @@ static const char usage[] =
     "  --svd-max N        part 1: the largest N whose attention matrices get an SVD for the optimum\n"
     "                     (default 1024; an N x N SVD grows as N^3: 2048 takes seconds, 8192 minutes)\n"
     "  --ranks LIST       part 3: ranks r (default 8,16,32,64,128)\n"
-    "  --hidden H         part 3: state size H of the random recurrences (default 256, the trained LSTM's)\n"
-    "  --chars N          part 3: held-out characters the trained LSTM's loss is taken over (default all)\n"
+    "  --hidden H         part 3: state size H of the random recurrences, even (default 256, the trained\n"
+    "                     LSTM's)\n"
+    "  --chars N          part 3: held-out characters the trained LSTM's loss is taken over, > 256\n"
+    "                     (default all)\n"
     "  --runs N           timed runs per figure, the median is shown (default 3)\n"
     "  --seed S           random weights and inputs (default 1)\n"
     "  --threads N        OpenBLAS threads (default: as OpenBLAS is configured)\n"
@@ -57,7 +59,7 @@ static const char usage[] =
     "  --no-plots         no PNG plots\n"
     "  --quick            a tiny configuration (seconds; for tests)\n"
     "  --quiet            no progress line on stderr (there is none when stderr is not a terminal)\n"
-    "  --help             this text\n";
+    "  --help, -h         this text\n";
 
 static bool parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 {
@@ -121,6 +123,14 @@ static void parse_args(int argc, char **argv, xp_config *cfg)
                        .linformer_k = list_of(3, lin), .nystrom_m = list_of(3, nys), .svd_max = 1024,
                        .ranks = list_of(5, ranks), .hidden = 256, .runs = 3, .seed = 1, .plots = true,
                        .progress = isatty(2), .prefix = "", .heads = 1};
+    /* --quick sets the defaults the other options then change, wherever it stands */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--quick")) {
+            static const int64_t qs[] = {64, 128}, ql[] = {16, 32}, qn[] = {8, 16}, qr[] = {4, 16};
+            cfg->sizes = list_of(2, qs), cfg->linformer_k = list_of(2, ql), cfg->nystrom_m = list_of(2, qn);
+            cfg->ranks = list_of(2, qr), cfg->svd_max = 128, cfg->hidden = 16, cfg->runs = 1;
+            cfg->text_chars = 2 * XP_TRAINED_CONTEXT + 1;
+        }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const bool has_value = i + 1 < argc;
@@ -136,10 +146,7 @@ static void parse_args(int argc, char **argv, xp_config *cfg)
             fputs(usage, stdout);
             exit(0);
         } else if (!strcmp(a, "--quick")) {
-            static const int64_t qs[] = {64, 128}, ql[] = {16, 32}, qn[] = {8, 16}, qr[] = {4, 16};
-            cfg->sizes = list_of(2, qs), cfg->linformer_k = list_of(2, ql), cfg->nystrom_m = list_of(2, qn);
-            cfg->ranks = list_of(2, qr), cfg->svd_max = 128, cfg->hidden = 16, cfg->runs = 1;
-            cfg->text_chars = 2 * XP_TRAINED_CONTEXT + 1;
+            /* applied above */
         } else if (!strcmp(a, "--quiet")) {
             cfg->progress = false;
         } else if (!strcmp(a, "--no-plots")) {
@@ -172,8 +179,13 @@ static void parse_args(int argc, char **argv, xp_config *cfg)
                 xp_die("%s: '%s' is not an integer in %d..%lld", a, v, !strcmp(a, "--seed") ? 0 : 1, (long long)max);
             if (!strcmp(a, "--svd-max"))
                 cfg->svd_max = n;
+            else if (!strcmp(a, "--hidden") && (n < 4 || n % 2))
+                xp_die("--hidden: %lld is not an even number >= 4 (the memory network gets half of it)", (long long)n);
             else if (!strcmp(a, "--hidden"))
                 cfg->hidden = n;
+            else if (!strcmp(a, "--chars") && n <= XP_TRAINED_CONTEXT)
+                xp_die("--chars: %lld is less than one window of %d characters and the one after it", (long long)n,
+                       XP_TRAINED_CONTEXT);
             else if (!strcmp(a, "--chars"))
                 cfg->text_chars = n;
             else if (!strcmp(a, "--runs"))

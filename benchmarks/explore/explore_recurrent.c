@@ -91,11 +91,15 @@ static void capacity_rnn(const xp_config *cfg, xp_table *t, int64_t hidden, int3
 }
 
 /* The memory network with the same state: controller C = H/2 (h and c: H floats) plus N x W memory
- * and one read vector of W, with N W + W = H. */
+ * and one read vector of W, with (N + 1) W = H: W the largest divisor of H up to 16 that leaves
+ * N >= 1 (H is even). */
 static void capacity_memory(const xp_config *cfg, xp_table *t, int64_t hidden, const float *x, float *y,
                             attn_workspace *ws)
 {
-    const int64_t c = hidden / 2, w = hidden >= 64 ? 16 : 4, slots = hidden / w - 1;
+    int64_t w = 16;
+    while (hidden % w || hidden / w < 2)
+        w--;
+    const int64_t c = hidden / 2, slots = hidden / w - 1;
     attn_memrnn_options o;
     xp_check(attn_memrnn_options_init(&o), "attn_memrnn_options_init");
     o.input_size = INPUT;
@@ -268,7 +272,7 @@ static void trained_lstm_tables(const xp_config *cfg)
         xp_num(t, "%.4f", sqrt(tail / energy));
         xp_num(t, "%.4f", loss);
         xp_num(t, "%.4f", dense);
-        xp_num(t, "%+.4f", loss - dense);
+        xp_num(t, "%+.4f", fabs(loss - dense) < 5e-5 ? 0.0 : loss - dense); /* no "-0.0000" */
     }
     xp_progress_done(cfg);
     printf("held-out next-character loss (nats/char over %lld characters, windows of %d from a zero state) with\n"

@@ -22,8 +22,13 @@ _Noreturn void xp_die(const char *fmt, ...)
 
 void xp_check(attn_status st, const char *what)
 {
-    if (st != ATTN_OK)
-        xp_die("%s: %s", what, attn_last_error());
+    if (st == ATTN_OK)
+        return;
+    const char *message = attn_last_error();
+    /* the library's message names its function already: "attn_x: ..." is not said twice */
+    if (!strncmp(message, what, strlen(what)))
+        xp_die("%s", message);
+    xp_die("%s: %s", what, message);
 }
 
 void *xp_alloc(size_t bytes)
