@@ -26,6 +26,7 @@ typedef struct xp_config {
     xp_list sizes;                       /* part 1: sequence lengths N */
     xp_list linformer_k, nystrom_m;      /* part 1: Linformer proj_len, Nystrom landmarks */
     int64_t svd_max;                     /* part 1: largest N whose FULL matrix gets its SVD */
+    int64_t error_max;                   /* part 1: largest N whose attention matrices are compared */
     xp_list ranks;                       /* part 3: low ranks r */
     int64_t hidden;                      /* part 3: H of the synthetic recurrences; 0 = trained LSTM's */
     int64_t text_chars;                  /* part 3: held-out characters the LSTM's loss is taken over */
@@ -87,13 +88,14 @@ double xp_norm2(const float *a, size_t n); /* sum of squares, in double */
 /* What models/train.py fixed and the weights do not say. */
 #define XP_TRAINED_HEADS 4     /* heads of each nn.MultiheadAttention */
 #define XP_TRAINED_CONTEXT 256 /* the training window (and that of the shipped layer inputs) */
-#define XP_TRAINED_CAUSAL 1    /* the attention model's objective: next character (causal) */
+#define XP_TRAINED_CAUSAL 0    /* the attention model's objective: masked characters (bidirectional) */
 
 /* The character-level attention model: token embedding, fixed sinusoidal positions, pre-LN blocks
  * of nn.MultiheadAttention; what the demo needs of it. */
 typedef struct xp_text_model {
     attn_params *weights;           /* every tensor of char_attention.safetensors */
-    int64_t vocab, embed_dim, heads, layers, context;
+    int64_t vocab, embed_dim, heads, layers, context; /* vocab: characters (embed.weight has one more
+                                                         row, the MASK token) */
     bool causal;
     float codepoints[512];          /* vocab entries */
     char *text;                     /* models/heldout.txt */

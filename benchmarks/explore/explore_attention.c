@@ -192,6 +192,8 @@ static void error_cases(const xp_config *cfg, const xp_attn_source *src, const f
     for (int s = 0; s < cfg->sizes.n; s++) {
         const int64_t n = cfg->sizes.v[s], h = src->heads;
         const size_t count = (size_t)(h * n * n);
+        if (n > cfg->error_max)
+            continue;
         float *full = xp_alloc(count * sizeof *full), *approx = xp_alloc(count * sizeof *approx);
         attn_mha *mha = make_mha(cfg, src, ATTN_MHA_FULL, 0, n, false);
         xp_progress(cfg, "attention: %s FULL matrix N = %lld", src->label, (long long)n);
@@ -290,8 +292,9 @@ void xp_part_attention_of(const xp_config *cfg, const xp_attn_source *sources, i
     xp_progress_done(cfg);
     printf("relative Frobenius error of each kind's attention matrix against FULL's (all heads) at rank r\n"
            "(Linformer's k, Nystrom's m), and the optimum: the error of the best matrices of rank r (per head,\n"
-           "Eckart-Young, from the SVD; for N up to %lld). LINFORMER: E, F random; LINFORMER-POOL: mean pooling:\n",
-           (long long)cfg->svd_max);
+           "Eckart-Young, from the SVD; for N up to %lld), for N up to %lld. LINFORMER: E, F random;\n"
+           "LINFORMER-POOL: E = F = mean pooling over k segments:\n",
+           (long long)cfg->svd_max, (long long)cfg->error_max);
     xp_table_end(wide);
     xp_table_end_csv(tidy);
     if (curve_n > 0) { /* the optimum at every rank, at the largest N that had its SVD */

@@ -37,6 +37,8 @@ static const char usage[] =
     "                     16384 characters of the shipped held-out text)\n"
     "  --linformer LIST   part 1: Linformer's k (default 64,128,256)\n"
     "  --nystrom LIST     part 1: Nystrom's landmarks m (default 32,64,128)\n"
+    "  --error-max N      part 1: the largest N whose attention matrices are compared with FULL's\n"
+    "                     (default 4096: the h N x N matrices of every kind; 8192 adds about a minute)\n"
     "  --svd-max N        part 1: the largest N whose attention matrices get an SVD for the optimum\n"
     "                     (default 1024; an N x N SVD grows as N^3: 2048 takes seconds, 8192 minutes)\n"
     "  --ranks LIST       part 3: ranks r (default 8,16,32,64,128)\n"
@@ -120,7 +122,7 @@ static void parse_args(int argc, char **argv, xp_config *cfg)
     static const int64_t sizes[] = {256, 512, 1024, 2048, 4096, 8192}, lin[] = {64, 128, 256}, nys[] = {32, 64, 128},
                          ranks[] = {8, 16, 32, 64, 128};
     *cfg = (xp_config){.attention = true, .spectrum = true, .recurrent = true, .sizes = list_of(6, sizes),
-                       .linformer_k = list_of(3, lin), .nystrom_m = list_of(3, nys), .svd_max = 1024,
+                       .linformer_k = list_of(3, lin), .nystrom_m = list_of(3, nys), .svd_max = 1024, .error_max = 4096,
                        .ranks = list_of(5, ranks), .hidden = 256, .runs = 3, .seed = 1, .plots = true,
                        .progress = isatty(2), .prefix = "", .heads = 1};
     /* --quick sets the defaults the other options then change, wherever it stands */
@@ -128,7 +130,7 @@ static void parse_args(int argc, char **argv, xp_config *cfg)
         if (!strcmp(argv[i], "--quick")) {
             static const int64_t qs[] = {64, 128}, ql[] = {16, 32}, qn[] = {8, 16}, qr[] = {4, 16};
             cfg->sizes = list_of(2, qs), cfg->linformer_k = list_of(2, ql), cfg->nystrom_m = list_of(2, qn);
-            cfg->ranks = list_of(2, qr), cfg->svd_max = 128, cfg->hidden = 16, cfg->runs = 1;
+            cfg->ranks = list_of(2, qr), cfg->svd_max = 128, cfg->error_max = 128, cfg->hidden = 16, cfg->runs = 1;
             cfg->text_chars = 2 * XP_TRAINED_CONTEXT + 1;
         }
     for (int i = 1; i < argc; i++) {
@@ -170,7 +172,7 @@ static void parse_args(int argc, char **argv, xp_config *cfg)
         } else if (!strcmp(a, "--ranks")) {
             VALUE();
             parse_list(a, v, 1 << 20, &cfg->ranks);
-        } else if (!strcmp(a, "--svd-max") || !strcmp(a, "--hidden") || !strcmp(a, "--chars") ||
+        } else if (!strcmp(a, "--svd-max") || !strcmp(a, "--error-max") || !strcmp(a, "--hidden") || !strcmp(a, "--chars") ||
                    !strcmp(a, "--runs") || !strcmp(a, "--seed") || !strcmp(a, "--threads") ||
                    !strcmp(a, "--heads")) {
             VALUE();
@@ -179,6 +181,8 @@ static void parse_args(int argc, char **argv, xp_config *cfg)
                 xp_die("%s: '%s' is not an integer in %d..%lld", a, v, !strcmp(a, "--seed") ? 0 : 1, (long long)max);
             if (!strcmp(a, "--svd-max"))
                 cfg->svd_max = n;
+            else if (!strcmp(a, "--error-max"))
+                cfg->error_max = n;
             else if (!strcmp(a, "--hidden") && (n < 4 || n % 2))
                 xp_die("--hidden: %lld is not an even number >= 4 (the memory network gets half of it)", (long long)n);
             else if (!strcmp(a, "--hidden"))

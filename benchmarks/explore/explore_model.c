@@ -100,7 +100,7 @@ void xp_text_model_load(const xp_config *cfg, xp_text_model *m)
     xp_check(attn_params_open(&m->weights, path, NULL), "loading the trained attention model");
     attn_tensor_info info;
     xp_check(attn_params_find(m->weights, "embed.weight", &info), path);
-    m->vocab = info.shape[0];
+    const int64_t embed_rows = info.shape[0];
     m->embed_dim = info.shape[1];
     for (char name[64];; m->layers++) {
         snprintf(name, sizeof name, "layers.%lld.attn.in_proj_weight", (long long)m->layers);
@@ -110,14 +110,14 @@ void xp_text_model_load(const xp_config *cfg, xp_text_model *m)
     m->heads = XP_TRAINED_HEADS;
     m->context = XP_TRAINED_CONTEXT;
     m->causal = XP_TRAINED_CAUSAL;
-    if (m->vocab > (int64_t)(sizeof m->codepoints / sizeof *m->codepoints) || m->layers < 1 ||
-        m->embed_dim % m->heads)
+    if (m->layers < 1 || m->embed_dim % m->heads)
         xp_die("%s is not the model this demo was built for", path);
-    int64_t count;
-    const float *vocab = xp_tensor(m->weights, "vocab", &count);
-    if (count != m->vocab)
-        xp_die("%s: vocab has %lld entries, embed.weight %lld rows", path, (long long)count, (long long)m->vocab);
-    memcpy(m->codepoints, vocab, (size_t)count * sizeof *vocab);
+    const float *vocab = xp_tensor(m->weights, "vocab", &m->vocab);
+    /* embed.weight: a row per character, and one more for the MASK token of the training objective */
+    if (m->vocab > (int64_t)(sizeof m->codepoints / sizeof *m->codepoints) ||
+        (embed_rows != m->vocab && embed_rows != m->vocab + 1))
+        xp_die("%s: vocab has %lld entries, embed.weight %lld rows", path, (long long)m->vocab, (long long)embed_rows);
+    memcpy(m->codepoints, vocab, (size_t)m->vocab * sizeof *vocab);
     free((void *)vocab);
     snprintf(path, sizeof path, "%s/heldout.txt", cfg->models_dir);
     m->text = read_file(path, &m->text_len);
