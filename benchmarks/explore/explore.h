@@ -82,6 +82,9 @@ void xp_random(float *x, size_t n, uint64_t seed, float scale); /* uniform in [-
 /* ||a - b||_F / ||b||_F over n floats (in double). */
 double xp_rel_error(const float *a, const float *b, size_t n);
 double xp_norm2(const float *a, size_t n); /* sum of squares, in double */
+/* sum_{i >= r} sigma_i^2 of a decreasing spectrum sigma [n]: the square of attn_lowrank_error(a, r),
+ * from a spectrum at hand (one SVD serves every rank). */
+double xp_tail_energy(const double *sigma, int64_t n, int64_t r);
 
 /* ---- the shipped example models (models/) ---------------------------------------------------- */
 

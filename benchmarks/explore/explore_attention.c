@@ -35,16 +35,6 @@ static attn_mha *make_mha(const xp_config *cfg, const xp_attn_source *src, int32
     return mha;
 }
 
-/* Eckart-Young, as attn_lowrank_error defines it: sqrt(sum_{i > r} sigma_i^2), from the spectrum
- * the demo already has (one SVD per matrix serves every rank). */
-static double tail_energy(const double *sigma, int64_t n, int64_t r)
-{
-    double s = 0.0;
-    for (int64_t i = n - 1; i >= r; i--)
-        s += sigma[i] * sigma[i];
-    return s;
-}
-
 /* ==== part 1 ===================================================================================== */
 
 typedef struct {
@@ -216,7 +206,7 @@ static void error_cases(const xp_config *cfg, const xp_attn_source *src, const f
             for (int64_t r = 0; r <= n; r++) {
                 double tail = 0.0;
                 for (int64_t k = 0; k < h; k++)
-                    tail += tail_energy(sigma + k * n, n, r);
+                    tail += xp_tail_energy(sigma + k * n, n, r);
                 (*opt_curve)[r] = sqrt(tail / full_norm2);
             }
             for (int r = 0; r < nr; r++)

@@ -248,10 +248,9 @@ static void trained_lstm_tables(const xp_config *cfg)
     attn_rnn *rnn = trained_lstm(&m, 0, NULL);
     const double dense = heldout_loss(&m, rnn, ids, chars);
     attn_rnn_destroy(rnn);
-    double *sigma = xp_alloc((size_t)h * sizeof *sigma), energy = 0.0;
+    double *sigma = xp_alloc((size_t)h * sizeof *sigma);
     xp_check(attn_singular_values(w_hh, rows, h, sigma), "attn_singular_values");
-    for (int64_t i = 0; i < h; i++)
-        energy += sigma[i] * sigma[i];
+    const double energy = xp_tail_energy(sigma, h, 0);
     static const char *const cols[] = {"rank r", "W_hh params", "energy kept", "rel. error", "loss", "dense loss",
                                        "loss - dense"};
     t = xp_table_new(cfg, "lstm_truncation", 7, cols);
@@ -263,9 +262,7 @@ static void trained_lstm_tables(const xp_config *cfg)
         rnn = trained_lstm(&m, r, w_hh);
         const double loss = heldout_loss(&m, rnn, ids, chars);
         attn_rnn_destroy(rnn);
-        double tail = 0.0; /* attn_lowrank_error's definition, from the spectrum at hand */
-        for (int64_t j = h - 1; j >= r; j--)
-            tail += sigma[j] * sigma[j];
+        const double tail = xp_tail_energy(sigma, h, r);
         xp_int(t, r);
         xp_int(t, r * (rows + h));
         xp_num(t, "%.4f", 1.0 - tail / energy);

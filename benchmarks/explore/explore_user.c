@@ -89,9 +89,7 @@ static void user_rnn(const xp_config *cfg, attn_params *w, int64_t gates)
             xp_num(t, "%.1f", rep.stable_rank);
             xp_num(t, "%.1f", rep.effective_rank);
             for (int i = 0; i < ncols - 7; i++) {
-                double tail = 0.0; /* attn_lowrank_error's definition, from the spectrum at hand */
-                for (int64_t j = h - 1; j >= cfg->ranks.v[i]; j--)
-                    tail += sigma[j] * sigma[j];
+                const double tail = xp_tail_energy(sigma, h, cfg->ranks.v[i]);
                 xp_num(t, "%.4f", rep.frobenius > 0.0 ? sqrt(tail) / rep.frobenius : 0.0);
             }
             free((void *)m);

@@ -294,6 +294,14 @@ void xp_random(float *x, size_t n, uint64_t seed, float scale)
     }
 }
 
+double xp_tail_energy(const double *sigma, int64_t n, int64_t r)
+{
+    double s = 0.0;
+    for (int64_t i = n - 1; i >= r; i--)
+        s += sigma[i] * sigma[i];
+    return s;
+}
+
 /* Sums of squares in chunks: BLAS's vectorized dot product within a chunk (float, 4096 terms), the
  * chunks' sums in double, so that a 4 x 8192 x 8192 attention tensor takes a fraction of a second
  * and loses nothing that matters at float32 precision. */
