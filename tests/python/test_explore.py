@@ -347,7 +347,7 @@ class TestPartAttention(ExploreTestCase):
         self.assertEqual([int(r["r"]) for r in curve], list(range(n + 1)))
         for label in ("trained", "random"):
             values = np.array([float(r[label]) for r in curve])
-            self.assertAlmostEqual(values[0], 1.0, delta=1e-9, msg="rank 0 keeps nothing")
+            self.assertAlmostEqual(values[0], 1.0, delta=1e-6, msg="rank 0 keeps nothing")
             self.assertLessEqual(values[-1], 1e-6, "rank N keeps everything")
             self.assertTrue(np.all(np.diff(values) <= 1e-12), "the optimum does not grow with r")
             optimum = [r for r in self.error_rows if r["weights"] == label and r["kind"] == "optimum"
