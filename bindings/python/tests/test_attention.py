@@ -174,5 +174,8 @@ def test_option_validation():
         attn.MultiheadAttention(8, 2, kind="performer")
     with pytest.raises(attn.Unsupported, match="add_bias_kv"):
         attn.from_torch(nn.MultiheadAttention(8, 2, add_bias_kv=True))
+    # nn.MultiheadAttention's keyword list passes through (dropout accepted and ignored)
+    kw = dict(embed_dim=8, num_heads=2, dropout=0.0, bias=True, kdim=None, vdim=None, batch_first=True)
+    assert attn.MultiheadAttention(**kw).kdim == 8
     m = attn.from_torch(nn.MultiheadAttention(8, 2), kind="linformer", max_seq_len=4, proj_len=2)
     assert m.kind == "linformer"

@@ -140,6 +140,9 @@ def test_venv_install(tmp_path):
     env.pop("PYTHONPATH", None)
     if subprocess.run([py, "-m", "pip", "--version"], env=env, capture_output=True).returncode != 0:
         pytest.skip("pip is not available to the venv (install python3-pip)")
+    if subprocess.run([py, "-c", "import setuptools, wheel"], env=env, capture_output=True).returncode != 0:
+        pytest.skip("setuptools or wheel is missing, which --no-build-isolation needs (python3-setuptools, "
+                    "python3-wheel)")
     r = subprocess.run([py, "-m", "pip", "install", "--no-index", "--no-build-isolation", "--no-cache-dir",
                         "--disable-pip-version-check", "-q", str(pkg)], env=env, capture_output=True, text=True,
                        timeout=300)

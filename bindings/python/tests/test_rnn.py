@@ -112,6 +112,12 @@ def test_no_bias_and_nonlinearity_names(record_error):
     same = attn.RNN(4, 6, nonlinearity="relu", bias=False)
     same.load_state_dict(module.state_dict())
     np.testing.assert_array_equal(same(x)[0], y)
+    # nn.RNN's own keyword list passes through unchanged
+    torch_kwargs = dict(input_size=4, hidden_size=6, num_layers=1, nonlinearity="relu", bias=False,
+                        batch_first=True, dropout=0.0, bidirectional=False)
+    np.testing.assert_array_equal(attn.RNN(**torch_kwargs).params.shapes["weight_hh_l0"], (6, 6))
+    with pytest.raises(attn.InvalidArgument, match="dropout"):
+        attn.RNN(4, 6, dropout=1.5)
     for name in ("LSTM", "RNN_TANH", "gru", "tanh"):
         attn.RNN(2, 3, cell=name)
     with pytest.raises(attn.InvalidArgument, match="nonlinearity"):

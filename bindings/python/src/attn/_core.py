@@ -59,6 +59,17 @@ def as_flag(fn: str, name: str, value: Any) -> int:
     raise InvalidArgument("%s: %s must be True or False (got %r)" % (fn, name, value))
 
 
+def check_dropout(fn: str, value: Any) -> None:
+    """PyTorch's dropout option: accepted (a probability in [0, 1)) and ignored, since libattn runs
+    inference as a module in eval() mode does."""
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        p = -1.0
+    if not 0.0 <= p < 1.0:
+        raise InvalidArgument("%s: dropout must be a probability in [0, 1) (got %r)" % (fn, value))
+
+
 def as_choice(fn: str, name: str, value: Any, choices: dict) -> int:
     """A named enum value: a string (case-insensitive; '-' and ' ' read as '_')."""
     if isinstance(value, str):

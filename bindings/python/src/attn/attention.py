@@ -8,8 +8,8 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _lib
-from ._core import (Workspace, addr, as_choice, as_flag, as_int, choice_name, check, cost_tuple,
-                    expect_shape, f32, lib, mask_u8, run)
+from ._core import (Workspace, addr, as_choice, as_flag, as_int, check, check_dropout, choice_name,
+                    cost_tuple, expect_shape, f32, lib, mask_u8, run)
 from ._model import Model
 from .errors import InvalidArgument
 from .params import Cost
@@ -35,6 +35,8 @@ class MultiheadAttention(Model):
     Args:
         embed_dim: ``E``, divisible by ``num_heads``.
         num_heads: ``h`` (default 1).
+        dropout: accepted so that PyTorch keyword lists pass through, and ignored: libattn runs
+            inference, as a PyTorch module does in ``eval()`` mode.
         bias: ``in_proj_bias`` and ``out_proj.bias`` (default True).
         kdim, vdim: features of ``key`` and ``value`` (default ``embed_dim``).
         batch_first: must be True (the default): tensors are ``[batch, seq, features]``.
@@ -56,8 +58,8 @@ class MultiheadAttention(Model):
 
     Unlike PyTorch's module, :meth:`forward` returns only the output; :meth:`attention_matrix`
     gives the per-head weights (PyTorch's ``need_weights=True, average_attn_weights=False``).
-    PyTorch options without an equivalent: dropout, ``add_bias_kv``, ``add_zero_attn``, an
-    ``attn_mask`` other than causal.
+    PyTorch options without an equivalent: ``add_bias_kv``, ``add_zero_attn``, an ``attn_mask``
+    other than causal (dropout is accepted and ignored).
 
     Example::
 
@@ -70,7 +72,7 @@ class MultiheadAttention(Model):
     _options_type = _lib.MhaOptions
     _kind = "MultiheadAttention"
 
-    def __init__(self, embed_dim: int, num_heads: int = 1, *, bias: bool = True,
+    def __init__(self, embed_dim: int, num_heads: int = 1, *, dropout: float = 0.0, bias: bool = True,
                  kdim: Optional[int] = None, vdim: Optional[int] = None, batch_first: bool = True,
                  kind: str = "full", causal: bool = False, memory_mode: Optional[str] = None,
                  max_seq_len: Optional[int] = None, proj_len: Optional[int] = None,
@@ -79,6 +81,7 @@ class MultiheadAttention(Model):
                  conv_kernel: Optional[int] = None, seed: Optional[int] = None) -> None:
         super().__init__()
         fn = "attn.MultiheadAttention"
+        check_dropout(fn, dropout)
         k = as_choice(fn, "kind", kind, KINDS)
         if not as_flag(fn, "batch_first", batch_first):
             raise InvalidArgument("%s: batch_first=False is not supported: libattn's tensors are "

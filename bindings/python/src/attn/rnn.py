@@ -8,8 +8,8 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _lib
-from ._core import (Workspace, addr, as_choice, as_flag, as_int, choice_name, check, cost_tuple,
-                    expect_shape, f32, int64s, lib, run, seq_ints)
+from ._core import (Workspace, addr, as_choice, as_flag, as_int, check, check_dropout, choice_name,
+                    cost_tuple, expect_shape, f32, int64s, lib, run, seq_ints)
 from ._model import Model
 from .errors import InvalidArgument
 from .params import Cost
@@ -36,6 +36,8 @@ class RNN(Model):
         bias: ``bias_ih``/``bias_hh`` tensors (default True).
         batch_first: must be True (the default): libattn's sequences are ``[batch, seq, features]``.
             Accepted so that PyTorch keyword lists can be passed through.
+        dropout: accepted for the same reason and ignored: libattn runs inference, as a PyTorch
+            module does in ``eval()`` mode.
         bidirectional: add a reverse direction per layer (``D = 2``).
         recurrence: ``'dense'`` (default, ``W_hh h``), ``'low_rank'`` (``U (V h)``, needs ``rank``)
             or ``'kronecker'`` (per gate a Kronecker product of square factors, needs
@@ -64,7 +66,8 @@ class RNN(Model):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  cell: Optional[str] = None, nonlinearity: Optional[str] = None, bias: bool = True,
-                 batch_first: bool = True, bidirectional: bool = False, recurrence: str = "dense",
+                 batch_first: bool = True, dropout: float = 0.0, bidirectional: bool = False,
+                 recurrence: str = "dense",
                  rank: Optional[int] = None, factor_sizes: Optional[Sequence[int]] = None,
                  seed: Optional[int] = None) -> None:
         super().__init__()
@@ -81,6 +84,7 @@ class RNN(Model):
             raise InvalidArgument("%s: batch_first=False is not supported: libattn's sequences are "
                                   "[batch, seq, features] (transpose x, or use batch_first=True in "
                                   "PyTorch too)" % fn)
+        check_dropout(fn, dropout)
         rec = as_choice(fn, "recurrence", recurrence, RECURRENCES)
         fields = {
             "cell": cell_value,
