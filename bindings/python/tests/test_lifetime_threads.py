@@ -228,3 +228,26 @@ def test_threads_sharing_one_workspace_and_a_writer():
         stop.set()
         w.join()
     assert ws.size == m.cost(4, 20).workspace_bytes and writes
+
+
+def test_copies_and_pickles_are_independent_models(tmp_path):
+    """copy, deepcopy and pickle build a new handle with the same options and values (never a second
+    owner of the same one); objects that cannot be rebuilt refuse to be copied."""
+    import copy
+    import pickle
+    rng = np.random.default_rng(46)
+    for m in small_models() + [attn.RNN(3, 8, recurrence="low_rank", rank=2, seed=1, cell="rnn_relu"),
+                               attn.RNN(3, 8, recurrence="kronecker", factor_sizes=[2, 2, 2], seed=2)]:
+        for c in (copy.copy(m), copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+            assert type(c) is type(m) and c._ptr != m._ptr and repr(c) == repr(m)
+            state = rng.bit_generator.state
+            a = run_model(m, rng)
+            rng.bit_generator.state = state
+            np.testing.assert_array_equal(run_model(c, rng), a)
+            del c
+            gc.collect()
+        run_model(m, rng)  # the original is untouched
+    attn.RNN(3, 4).params.save(tmp_path / "p.safetensors")
+    for obj in (attn.Workspace(), attn.open_params(tmp_path / "p.safetensors")):
+        with pytest.raises(TypeError, match="cannot be copied"):
+            copy.copy(obj)

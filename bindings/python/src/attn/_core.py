@@ -284,6 +284,10 @@ class Resource:
             except Exception:
                 pass
 
+    def __reduce__(self):
+        # A copy sharing the pointer would free it twice; models override this with a real copy.
+        raise TypeError("attn.%s objects cannot be copied or pickled" % type(self).__name__)
+
     def __enter__(self):
         return self
 

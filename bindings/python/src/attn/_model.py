@@ -69,6 +69,17 @@ class Model(Resource):
         :meth:`Params.load_state_dict`)."""
         return self.params.load_state_dict(state_dict, strict=strict)
 
+    # ---- copies ---------------------------------------------------------------------------------
+
+    def _init_kwargs(self) -> Dict[str, Any]:  # pragma: no cover - overridden
+        """The keyword arguments that build a model with the same options."""
+        raise NotImplementedError
+
+    def __reduce__(self):
+        """Pickling and copy.copy/deepcopy make a new model (a handle of its own) with the same
+        options and parameter values."""
+        return (_rebuild, (type(self), self._init_kwargs(), self.state_dict()))
+
     # ---- the rest ---------------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -84,3 +95,9 @@ class Model(Resource):
     def __repr__(self) -> str:
         body = ", ".join("%s=%r" % kv for kv in self._repr_fields().items())
         return "attn.%s(%s)%s" % (type(self).__name__, body, " [closed]" if self.closed else "")
+
+
+def _rebuild(cls: type, kwargs: Dict[str, Any], state: Dict[str, Any]) -> Model:
+    model = cls(**kwargs)
+    model.load_state_dict(state)
+    return model

@@ -194,6 +194,14 @@ class MultiheadAttention(Model):
     def conv_kernel(self) -> Optional[int]:
         return int(self._opts.conv_kernel) if self._opts.kind == 2 else None
 
+    def _init_kwargs(self) -> dict:
+        f = {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "bias": self.bias, "kdim": self.kdim,
+             "vdim": self.vdim, "kind": self.kind, "causal": self.causal}
+        names = {0: ("memory_mode",), 1: ("max_seq_len", "proj_len", "sharing"),
+                 2: ("num_landmarks", "pinv", "pinv_iterations", "conv_kernel")}[self._opts.kind]
+        f.update((n, getattr(self, n)) for n in names)
+        return f
+
     def _repr_fields(self) -> dict:
         f = {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "kind": self.kind}
         if self.kdim != self.embed_dim or self.vdim != self.embed_dim:

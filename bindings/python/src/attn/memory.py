@@ -112,6 +112,9 @@ class MemoryRNN(Model):
     def top_k(self) -> Optional[int]:
         return int(self._opts.top_k) if self._opts.addressing == 1 else None
 
+    def _init_kwargs(self) -> dict:
+        return self._repr_fields()
+
     def _repr_fields(self) -> dict:
         f = {k: getattr(self, k) for k in ("input_size", "output_size", "controller_size", "memory_slots",
                                             "memory_width", "controller_layers", "num_heads", "addressing")}

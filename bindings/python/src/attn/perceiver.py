@@ -98,6 +98,9 @@ class Perceiver(Model):
     def weight_tie_layers(self) -> bool:
         return bool(self._opts.weight_tie_layers)
 
+    def _init_kwargs(self) -> dict:
+        return self._repr_fields()
+
     def _repr_fields(self) -> dict:
         f = {n: getattr(self, n) for n in self._INT_OPTIONS}
         f.update(max_freq=self.max_freq, fourier_encode=self.fourier_encode, weight_tie_layers=self.weight_tie_layers)

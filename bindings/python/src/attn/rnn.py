@@ -179,6 +179,16 @@ class RNN(Model):
         """Gate blocks per layer: 1 (Elman), 4 (LSTM), 3 (GRU)."""
         return _GATES[self._opts.cell]
 
+    def _init_kwargs(self) -> dict:
+        f = {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+             "cell": self.cell, "bias": self.bias, "bidirectional": self.bidirectional,
+             "recurrence": self.recurrence}
+        if self.rank is not None:
+            f["rank"] = self.rank
+        if self.factor_sizes is not None:
+            f["factor_sizes"] = list(self.factor_sizes)
+        return f
+
     def _repr_fields(self) -> dict:
         f = {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
              "cell": self.cell}
