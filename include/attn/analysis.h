@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * analysis.h: the singular-value spectrum of a matrix and what it says about its rank: the numbers
  * that tell whether a recurrent matrix (attn_rnn_recurrent_matrix) or an attention matrix
  * (attn_mha_attention_matrix) is close to low rank, and the Eckart-Young optimum that no rank-r
@@ -43,35 +44,35 @@
 extern "C" {
 #endif
 
-/* sigma [min(rows, cols)] = the singular values of a [rows, cols], in decreasing order. */
+/** sigma [min(rows, cols)] = the singular values of a [rows, cols], in decreasing order. */
 ATTN_API attn_status attn_singular_values(const float *a, int64_t rows, int64_t cols, double *sigma);
 
-/* What the spectrum of a rows x cols matrix A says about its rank; n = min(rows, cols), sigma_i
+/** What the spectrum of a rows x cols matrix A says about its rank; n = min(rows, cols), sigma_i
  * decreasing. Written whole by attn_rank_analyze. Its layout is fixed: a later version that reports
  * more adds a new function rather than fields here. */
 typedef struct attn_rank_report {
-    double sigma_max;       /* sigma_1 = the spectral norm ||A||_2 */
-    double frobenius;       /* ||A||_F = sqrt(sum_i sigma_i^2) */
-    double stable_rank;     /* ||A||_F^2 / sigma_1^2, in [1, n] (up to rounding): how many
-                               directions carry the energy */
-    double effective_rank;  /* exp(H(p)), p_i = sigma_i / sum_j sigma_j, H(p) = -sum_i p_i log p_i with
-                               0 log 0 = 0 (Roy & Vetterli 2007), in [1, n] (up to
-                               rounding) */
-    int64_t numerical_rank; /* #{i : sigma_i > sigma_1 * max(rows, cols) * DBL_EPSILON}, DBL_EPSILON =
-                               2^-52 (numpy's matrix_rank default in float64). Counts float32 rounding
-                               noise as rank: see docs/analysis.md */
-    int64_t rank_90;        /* smallest k with sum_{i<=k} sigma_i / sum_i sigma_i >= 0.90 */
-    int64_t rank_99;        /* the same with 0.99 (the Linformer paper's normalized cumulative
-                               singular value) */
+    double sigma_max;       /**< sigma_1 = the spectral norm ||A||_2 */
+    double frobenius;       /**< ||A||_F = sqrt(sum_i sigma_i^2) */
+    double stable_rank;     /**< ||A||_F^2 / sigma_1^2, in [1, n] (up to rounding): how many
+                                 directions carry the energy */
+    double effective_rank;  /**< exp(H(p)), p_i = sigma_i / sum_j sigma_j, H(p) = -sum_i p_i log p_i with
+                                 0 log 0 = 0 (Roy & Vetterli 2007), in [1, n] (up to
+                                 rounding) */
+    int64_t numerical_rank; /**< #{i : sigma_i > sigma_1 * max(rows, cols) * DBL_EPSILON}, DBL_EPSILON =
+                                 2^-52 (numpy's matrix_rank default in float64). Counts float32 rounding
+                                 noise as rank: see docs/analysis.md */
+    int64_t rank_90;        /**< smallest k with sum_{i<=k} sigma_i / sum_i sigma_i >= 0.90 */
+    int64_t rank_99;        /**< the same with 0.99 (the Linformer paper's normalized cumulative
+                                 singular value) */
 } attn_rank_report;
 
-/* *out = the rank report of a [rows, cols], every quantity from one spectrum, evaluated in double
+/** *out = the rank report of a [rows, cols], every quantity from one spectrum, evaluated in double
  * as written above (rank_p compares the ratio of the two sums, summed from sigma_1 on, with p).
  * The zero matrix (every sigma_i = 0) gets every field 0, effective_rank included: it is the only
  * matrix whose effective and stable ranks are below 1, and nothing is NaN. */
 ATTN_API attn_status attn_rank_analyze(const float *a, int64_t rows, int64_t cols, attn_rank_report *out);
 
-/* *frobenius_error = sqrt(sum_{i > rank} sigma_i^2) (summed from the smallest sigma up): the
+/** *frobenius_error = sqrt(sum_{i > rank} sigma_i^2) (summed from the smallest sigma up): the
  * Frobenius distance from a [rows, cols] to the nearest matrix of rank <= rank (Eckart-Young), a
  * lower bound on ||A - B||_F for every such B, e.g. a Linformer attention matrix with proj_len k =
  * rank or a Nystrom one with num_landmarks m = rank. rank = 0 gives ||A||_F (equal to
@@ -80,7 +81,7 @@ ATTN_API attn_status attn_rank_analyze(const float *a, int64_t rows, int64_t col
 ATTN_API attn_status attn_lowrank_error(const float *a, int64_t rows, int64_t cols, int64_t rank,
                                         double *frobenius_error);
 
-/* The best rank-`rank` approximation of a [rows, cols] as a product, u [rows, rank] times
+/** The best rank-`rank` approximation of a [rows, cols] as a product, u [rows, rank] times
  * v [rank, cols]: the truncated SVD (Eckart-Young), u = U_r S_r and v = V_r^T (orthonormal rows),
  * computed in double by LAPACK dgesdd with singular vectors and rounded to float. Its distance to a
  * is attn_lowrank_error(a, rows, cols, rank). Made to put a trained dense recurrence into a LOW_RANK

@@ -1,4 +1,5 @@
-/* attn.h: the umbrella header of libattn; include this one. */
+/** @file
+ * attn.h: the umbrella header of libattn; include this one. */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
 
