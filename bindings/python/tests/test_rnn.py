@@ -179,6 +179,12 @@ def test_kronecker_against_torch_with_materialized_matrix(record_error):
     ry, rh, rc = torch_run(ref, x)
     record_error("RNN kronecker y vs torch(dense W)", y, ry)
     record_error("RNN kronecker c_n vs torch(dense W)", c, rc)
+    # more than 8 factors: the sizes beyond the eighth travel in more_factor_sizes (libattn 1.2)
+    big = attn.RNN(2, 512, cell="gru", recurrence="kronecker", factor_sizes=[2] * 9)
+    assert big.factor_sizes == (2,) * 9 and big.params.shape("weight_hh_l0_kron8") == (3, 2, 2)
+    assert big(np.ones((1, 2, 2)))[0].shape == (1, 2, 512)
+    with pytest.raises(attn.InvalidArgument, match="attn_rnn_create: the product of factor_sizes"):
+        attn.RNN(2, 6, recurrence="kronecker", factor_sizes=[2, 2])
     with pytest.raises(attn.Unsupported, match="kronecker"):
         attn.from_torch(ref, recurrence="kronecker", factor_sizes=[2, 4])
 
