@@ -11,8 +11,9 @@
 # appended to an options struct: a note is printed), 1 on an incompatible change (a removed
 # function or symbol, a changed type, struct layout or signature) or any error.
 #
-# The baseline is the ABI of the released version node (ATTN_1.0): regenerate it with --update
-# only when the public API of a release is final, and commit it with that release.
+# The baseline is the ABI of the last release (libattn 1.2.0): regenerate it with --update from the
+# library of a release when that release is made, and commit it with the release's frozen symbol
+# list abi/symbols-<major>.<minor>.txt (docs/abi.md, "Symbol versions").
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -100,7 +101,8 @@ elif ((status & 4)); then
         exit 1
     fi
     echo "abi/check.sh: note: compatible ABI changes only (additions) against the baseline; passing."
-    echo "  Once ATTN_1.0 is released, new functions go into a new version node of src/libattn.map."
+    echo "  Functions added since the last release go into the version node of the release in progress"
+    echo "  (src/libattn.map; docs/abi.md, \"Symbol versions\")."
 else
     echo "abi/check.sh: ABI identical to the baseline."
 fi
