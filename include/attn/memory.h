@@ -32,7 +32,7 @@ typedef struct attn_memrnn_options {
     int64_t num_heads;       /**< R: pairs of (read head, write head), 1..65536; default 1 */
     int64_t memory_slots;    /**< N: rows of the memory (> 0); no default (0) */
     int64_t memory_width;    /**< W: columns of the memory (> 0); no default (0) */
-    int32_t addressing;      /**< ATTN_ADDRESSING_*; default DENSE */
+    int32_t addressing;      /**< ATTN_MEMORY_DENSE or ATTN_MEMORY_SPARSE; default DENSE */
     int64_t top_k;           /**< SPARSE: slots kept per head, >= 1 (>= N equals DENSE); ignored by
                                   DENSE (must be >= 0); default 0 */
     uint32_t flags;          /**< reserved, must be 0 */
