@@ -91,14 +91,14 @@ double xp_tail_energy(const double *sigma, int64_t n, int64_t r);
 /* What models/train.py fixed and the weights do not say. */
 #define XP_TRAINED_HEADS 4     /* heads of each nn.MultiheadAttention */
 #define XP_TRAINED_CONTEXT 256 /* the training window (and that of the shipped layer inputs) */
-#define XP_TRAINED_CAUSAL 0    /* the attention model's objective: masked characters (bidirectional) */
+#define XP_TRAINED_CAUSAL 1    /* the attention model's objective: next character (causal) */
 
 /* The character-level attention model: token embedding, fixed sinusoidal positions, pre-LN blocks
  * of nn.MultiheadAttention; what the demo needs of it. */
 typedef struct xp_text_model {
     attn_params *weights;           /* every tensor of char_attention.safetensors */
-    int64_t vocab, embed_dim, heads, layers, context; /* vocab: characters (embed.weight has one more
-                                                         row, the MASK token) */
+    int64_t vocab, embed_dim, heads, layers, context; /* vocab: characters (embed.weight may have one
+                                                         more row, a MASK token) */
     bool causal;
     float codepoints[512];          /* vocab entries */
     char *text;                     /* models/heldout.txt */
