@@ -223,8 +223,8 @@ static const struct {
     {"capacity.png", "lstm_truncation.csv",
      "set title 'Trained LSTM: held-out loss with W_hh truncated to rank r'\n"
      "set logscale x 2; set xlabel 'rank r'; set ylabel 'nats/char'; set key right top\n"
-     "plot 'lstm_truncation.csv' using 1:4 with linespoints title 'rank-r W_hh', "
-     "'' using 1:5 with lines title 'dense W_hh'\n"},
+     "plot 'lstm_truncation.csv' using 1:5 with linespoints title 'W_hh at rank r', "
+     "'' using 1:6 with lines title 'dense W_hh'\n"},
 };
 
 void xp_plots(const xp_config *cfg)
