@@ -269,7 +269,7 @@ static void trained_lstm_tables(const xp_config *cfg)
         xp_num(t, "%.4f", sqrt(tail / energy));
         xp_num(t, "%.4f", loss);
         xp_num(t, "%.4f", dense);
-        xp_num(t, "%+.4f", fabs(loss - dense) < 5e-5 ? 0.0 : loss - dense); /* no "-0.0000" */
+        xp_num(t, "%+.4f", loss - dense);
     }
     xp_progress_done(cfg);
     printf("held-out next-character loss (nats/char over %lld characters, windows of %d from a zero state) with\n"

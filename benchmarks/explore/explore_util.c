@@ -111,6 +111,9 @@ void xp_num(xp_table *t, const char *fmt, double v)
 {
     xp_cell *c = next_cell(t);
     snprintf(c->shown, XP_CELL, fmt, v);
+    /* a tiny negative value rounds to "-0.0000" (or "+0.0000" under %+): show it as zero, keep it in the CSV */
+    if (strspn(c->shown + 1, "0.") == strlen(c->shown + 1) && (c->shown[0] == '-' || c->shown[0] == '+'))
+        c->shown[0] = ' ';
     snprintf(c->csv, XP_CELL, "%.9g", v);
 }
 

@@ -540,8 +540,9 @@ class TestPartRecurrent(ExploreTestCase):
             # the demo runs every rank, H too, as LOW_RANK (with H: the full-rank factors)
             self.close(float(row["loss"]), self.lstm_loss(r, x, targets), "lstm_truncation loss")
             self.close(float(row["dense loss"]), dense, "lstm_truncation dense loss")
+            # each column is written with 9 significant digits: the three roundings add up to 1e-8
             self.assertAlmostEqual(float(row["loss - dense"]), float(row["loss"]) - float(row["dense loss"]),
-                                   delta=1e-8)
+                                   delta=2e-8)
         self.close(float(rows[-1]["loss"]), dense, "lstm_truncation loss at rank H vs dense", tol=1e-5)
         MEASURED["lstm held-out nats/char, dense (%d windows)" % len(x)] = dense
 
