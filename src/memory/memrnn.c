@@ -402,10 +402,12 @@ static float address(int64_t n, int64_t width, const float *o, float *d, const f
     const float gamma = 1.0f + softplus(o[width + 5]);
     float s[3] = {o[width + 2], o[width + 3], o[width + 4]};
     attn__softmax(s, 3, NULL);
-    /* content: softmax_i(beta * cos(k, M_i)), each norm clamped at 1e-8 (F.cosine_similarity) */
-    const float key_scale = beta / fmaxf(sqrtf(key_sq), 1e-8f);
+    /* content: softmax_i(beta * cos(k, M_i)), each norm clamped at 1e-8 (F.cosine_similarity). The
+     * cosine (in [-1, 1]) is formed before beta multiplies it: beta / 1e-8 / 1e-8 overflows for a
+     * large finite beta, and a zero key or memory row then gave 0 * Inf = NaN */
+    const float key_inv = 1.0f / fmaxf(sqrtf(key_sq), 1e-8f);
     for (int64_t i = 0; i < n; i++)
-        d[i] *= key_scale * inv_norms[i];
+        d[i] = beta * (d[i] * key_inv * inv_norms[i]);
     const float sum = attn__exp_sum(d, n, attn__max(d, n));
     /* interpolation x = g content + (1 - g) w_prev (the softmax's 1/sum folded into a) and the shift
      * out_i = s0 x_{i-1} + s1 x_i + s2 x_{i+1} in one pass; the two wrap-around slots apart, so that
