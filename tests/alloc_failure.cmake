@@ -39,6 +39,5 @@ add_executable(test_alloc_failure test_alloc_failure.c)
 target_link_libraries(test_alloc_failure PRIVATE attn_all_for_alloc_tests cmocka::cmocka m)
 target_include_directories(test_alloc_failure PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_options(test_alloc_failure PRIVATE "LINKER:--wrap=${_wraps}")
-add_test(NAME test_alloc_failure COMMAND test_alloc_failure)
-set_tests_properties(test_alloc_failure PROPERTIES ENVIRONMENT "ATTN_TEST_TMPDIR=${CMAKE_CURRENT_BINARY_DIR}"
-                     TIMEOUT 600)
+attn_add_c_test(test_alloc_failure)
+set_tests_properties(test_alloc_failure PROPERTIES TIMEOUT 600)

@@ -17,4 +17,4 @@ target_compile_options(test_cpp PRIVATE -Wpedantic -Wshadow -Wconversion -Wsign-
   -Wnon-virtual-dtor -Woverloaded-virtual)
 find_package(Threads REQUIRED)
 target_link_libraries(test_cpp PRIVATE Threads::Threads)
-set_tests_properties(test_cpp PROPERTIES LABELS "cpp")
+set_property(TEST test_cpp APPEND PROPERTY LABELS cpp)
