@@ -159,6 +159,8 @@ static long sweep(op *o, long *absorbed)
     for (long n = 1; n < MAX_POINTS; n++) {
         if (o->prepare)
             o->prepare(o);
+        /* Empty, the thread's workspace (forward with ws = NULL) must grow in every attempt. */
+        attn_thread_workspace_release();
         arm(n);
         attn_status s = o->call(o);
         const bool failed = disarm();

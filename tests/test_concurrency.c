@@ -217,6 +217,72 @@ static void test_rnn_team(void **state)
 }
 
 /* ================================================================================================
+ * The thread's workspace (forward with ws = NULL)
+ * ============================================================================================= */
+
+typedef struct thread_ws_job {
+    const attn_rnn *rnn;
+    const float *x;
+    int64_t want_bytes, size_in_thread;
+    float y[2 * 3 * 8], h_n[2 * 8];
+    attn_status status;
+} thread_ws_job;
+
+static void *thread_ws_main(void *arg)
+{
+    thread_ws_job *j = arg;
+    j->status = attn_rnn_forward(j->rnn, NULL, 2, 3, j->x, NULL, NULL, j->y, j->h_n, NULL);
+    j->size_in_thread = attn_thread_workspace_size();
+    return NULL; /* the thread's workspace is freed at its exit: LSan and valgrind see a leak otherwise */
+}
+
+/* A NULL-workspace call grows the calling thread's workspace to exactly the reported cost and keeps
+ * it for the next call; each thread has its own; release frees it and the next call grows it again. */
+static void test_thread_workspace(void **state)
+{
+    (void)state;
+    attn_rnn *rnn = new_rnn(ATTN_CELL_GRU, ATTN_RECURRENCE_DENSE, 5, 8, 1, 0, 31);
+    float *x = random_floats(2 * 3 * 5, 32, 1.0);
+    attn_cost cost;
+    ASSERT_OK(attn_rnn_cost(rnn, 2, 3, &cost));
+    attn_thread_workspace_release();
+    assert_int_equal(attn_thread_workspace_size(), 0);
+    float y[2 * 3 * 8], h_n[2 * 8], y_ws[2 * 3 * 8], h_n_ws[2 * 8];
+    ASSERT_OK(attn_rnn_forward(rnn, NULL, 2, 3, x, NULL, NULL, y, h_n, NULL));
+    assert_int_equal(attn_thread_workspace_size(), cost.workspace_bytes);
+    ASSERT_OK(attn_rnn_forward(rnn, NULL, 2, 3, x, NULL, NULL, y, h_n, NULL));
+    assert_int_equal(attn_thread_workspace_size(), cost.workspace_bytes);
+
+    attn_workspace *ws;
+    ASSERT_OK(attn_workspace_create(&ws));
+    ASSERT_OK(attn_rnn_forward(rnn, ws, 2, 3, x, NULL, NULL, y_ws, h_n_ws, NULL));
+    assert_memory_equal(y, y_ws, sizeof y);
+    assert_memory_equal(h_n, h_n_ws, sizeof h_n);
+    attn_workspace_destroy(ws);
+
+    thread_ws_job jobs[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_ws_job){.rnn = rnn, .x = x};
+        assert_int_equal(pthread_create(&threads[i], NULL, thread_ws_main, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        ASSERT_OK(jobs[i].status);
+        assert_int_equal(jobs[i].size_in_thread, cost.workspace_bytes);
+        assert_memory_equal(jobs[i].y, y, sizeof y);
+    }
+    attn_thread_workspace_release();
+    assert_int_equal(attn_thread_workspace_size(), 0);
+    attn_thread_workspace_release(); /* twice: harmless */
+    ASSERT_OK(attn_rnn_forward(rnn, NULL, 2, 3, x, NULL, NULL, y_ws, h_n_ws, NULL));
+    assert_memory_equal(y, y_ws, sizeof y);
+    assert_int_equal(attn_thread_workspace_size(), cost.workspace_bytes);
+    attn_rnn_destroy(rnn);
+    free(x);
+}
+
+/* ================================================================================================
  * Memory RNN
  * ============================================================================================= */
 
@@ -699,7 +765,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rnn),       cmocka_unit_test(test_rnn_team),  cmocka_unit_test(test_memrnn),
         cmocka_unit_test(test_mha),       cmocka_unit_test(test_perceiver), cmocka_unit_test(test_analysis),
-        cmocka_unit_test(test_load_files),
+        cmocka_unit_test(test_load_files), cmocka_unit_test(test_thread_workspace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,7 +80,9 @@ ATTN_API const char *attn_last_error(void);
 
 /** Scratch memory reused across forward calls. A workspace grows to the largest request it has
  * served and keeps that memory until destroyed. One workspace must not be used by two threads at
- * once; give each thread its own (forward also accepts NULL and then allocates per call). */
+ * once; give each thread its own. Forward also accepts NULL: it then uses a workspace that the
+ * library keeps for the calling thread, which likewise grows to the largest request and is freed
+ * when the thread exits or by attn_thread_workspace_release(). */
 typedef struct attn_workspace attn_workspace;
 
 /** Creates an empty workspace. ATTN_E_INVALID_ARG for a NULL out, ATTN_E_NOMEM. */
@@ -90,6 +92,11 @@ ATTN_API void attn_workspace_destroy(attn_workspace *ws);
 /** Bytes the workspace currently holds (0 for NULL). After one forward call on a new workspace this
  * equals the workspace_bytes that the family's cost function reports for the same shape. */
 ATTN_API int64_t attn_workspace_size(const attn_workspace *ws);
+/** Frees the memory of the calling thread's workspace (the one forward calls given ws = NULL use)
+ * now instead of at thread exit. Harmless when it holds nothing. Since 1.3. */
+ATTN_API void attn_thread_workspace_release(void);
+/** Bytes the calling thread's workspace holds (0 before its first use or after a release). Since 1.3. */
+ATTN_API int64_t attn_thread_workspace_size(void);
 
 /* ---- Parameters --------------------------------------------------------------------------- */
 

@@ -72,6 +72,7 @@ void attn__free(void *p);
 struct attn_workspace {
     void *data;
     size_t size;
+    bool *borrowed; /* a call's `local` standing for the thread's workspace: its busy flag */
 };
 
 /* Bump-allocation plan for one forward call: each take() reserves an aligned block and returns its
@@ -88,8 +89,9 @@ size_t attn__plan_take(attn_ws_plan *plan, int64_t elem_size, int64_t a, int64_t
 /* Reserves the whole of `inner` (a sub-plan laid out from offset 0) and inherits its overflow. */
 size_t attn__plan_nest(attn_ws_plan *plan, attn_ws_plan inner);
 
-/* Makes `ws` (or, when ws is NULL, the caller-stack `local`) hold at least `bytes`, and returns the
- * base pointer in *base. Release `local` with attn__workspace_release after the call. */
+/* Makes `ws` (or, when ws is NULL, the calling thread's workspace, or if that is busy the
+ * caller-stack `local`) hold at least `bytes`, and returns the base pointer in *base. Release
+ * `local` with attn__workspace_release after the call, also when the call failed later. */
 attn_status attn__workspace_reserve(const char *fn, attn_workspace *ws, attn_workspace *local, size_t bytes,
                                     char **base);
 void attn__workspace_release(attn_workspace *local);
