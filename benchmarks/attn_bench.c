@@ -336,6 +336,8 @@ static const bench_group groups[] = {
      bench_memory},
     {"perceiver", "Perceiver on 56^2..448^2 inputs: time, % of sgemm, vs PyTorch, linear growth in N",
      bench_perceiver},
+    {"workspace", "forward with ws = NULL (the thread's workspace) vs a reused workspace, every family",
+     bench_workspace},
 };
 enum { N_GROUPS = sizeof groups / sizeof groups[0] };
 

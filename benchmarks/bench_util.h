@@ -26,6 +26,7 @@ typedef int (*bench_group_fn)(const bench_config *cfg);
 int bench_attention(const bench_config *cfg); /* bench_attention.c */
 int bench_memory(const bench_config *cfg);    /* bench_memory.c */
 int bench_perceiver(const bench_config *cfg); /* bench_perceiver.c */
+int bench_workspace(const bench_config *cfg); /* bench_workspace.c */
 
 /* Monotonic wall clock in seconds. */
 double bench_now(void);
