@@ -154,6 +154,7 @@ typedef struct fwd_case {
 static void check_forward(attn_rnn *rnn, attn_workspace *ws, const fwd_case *fc, uint64_t seed, const char *ctx)
 {
     attn_rnn_options o;
+    ASSERT_OK(attn_rnn_options_init(&o)); /* get_options reads struct_size */
     ASSERT_OK(attn_rnn_get_options(rnn, &o));
     const int64_t B = fc->batch, T = fc->seq_len, H = o.hidden_size;
     const int64_t nx = B * T * o.input_size, ny = B * T * dirs(&o) * H, ns = o.num_layers * dirs(&o) * B * H;
@@ -405,6 +406,7 @@ static void test_kronecker_init(void **state)
     for (int k = 0; k < COUNT_OF(cases); k++) {
         attn_rnn *rnn = make_kronecker(ATTN_CELL_LSTM, cases[k].n, cases[k].sizes, 17, ctx, sizeof ctx);
         attn_rnn_options o;
+        ASSERT_OK(attn_rnn_options_init(&o)); /* get_options reads struct_size */
         ASSERT_OK(attn_rnn_get_options(rnn, &o));
         const double a = sqrt(3.0) * pow(3.0 * (double)o.hidden_size, -0.5 / (double)o.num_factors);
         /* All factors of all layers and directions together: the law is the same for each. */
@@ -499,6 +501,7 @@ enum { SPLIT_IDENTITY, SPLIT_RANDOM };
 static void copy_as_low_rank(attn_rnn *dense, attn_rnn *lr, int split, uint64_t seed, const char *ctx)
 {
     attn_rnn_options o;
+    ASSERT_OK(attn_rnn_options_init(&o)); /* get_options reads struct_size */
     ASSERT_OK(attn_rnn_get_options(dense, &o));
     attn_params *pd = attn_rnn_params(dense), *pl = attn_rnn_params(lr);
     const int64_t H = o.hidden_size, GH = ref_rnn_gates(o.cell) * H;
@@ -541,6 +544,7 @@ static void check_same_outputs(attn_rnn *a, attn_rnn *b, int64_t B, int64_t T, u
                                const char *what)
 {
     attn_rnn_options o;
+    ASSERT_OK(attn_rnn_options_init(&o)); /* get_options reads struct_size */
     ASSERT_OK(attn_rnn_get_options(a, &o));
     const int lstm = o.cell == ATTN_CELL_LSTM;
     const int64_t ny = B * T * dirs(&o) * o.hidden_size, ns = o.num_layers * dirs(&o) * B * o.hidden_size;
@@ -600,6 +604,7 @@ static void test_low_rank_full_rank_equals_dense(void **state)
 static attn_rnn *dense_twin(attn_rnn *rnn)
 {
     attn_rnn_options o;
+    ASSERT_OK(attn_rnn_options_init(&o)); /* get_options reads struct_size */
     ASSERT_OK(attn_rnn_get_options(rnn, &o));
     o.recurrence = ATTN_RECURRENCE_DENSE;
     o.num_factors = 0;
@@ -656,6 +661,7 @@ static void test_kronecker_equals_dense(void **state)
             attn_rnn *kron = make_kronecker(all_cells[ci], cases[k].n, cases[k].sizes, seed, ctx, sizeof ctx);
             /* The materialized matrix against the float64 Kronecker product of the factors. */
             attn_rnn_options o;
+            ASSERT_OK(attn_rnn_options_init(&o)); /* get_options reads struct_size */
             ASSERT_OK(attn_rnn_get_options(kron, &o));
             const int64_t n = ref_rnn_gates(o.cell) * o.hidden_size * o.hidden_size;
             float *got = xmalloc((size_t)n * sizeof *got);
@@ -794,6 +800,7 @@ static attn_status run_forward(attn_rnn *rnn, attn_workspace *ws, int64_t B, int
                                uint64_t seed)
 {
     attn_rnn_options o;
+    ASSERT_OK(attn_rnn_options_init(&o)); /* get_options reads struct_size */
     ASSERT_OK(attn_rnn_get_options(rnn, &o));
     const int lstm = o.cell == ATTN_CELL_LSTM;
     const int64_t ns = o.num_layers * dirs(&o) * B * o.hidden_size;
@@ -915,6 +922,7 @@ static void check_lengths(attn_rnn *rnn, attn_workspace *ws, int64_t B, int64_t 
                           uint64_t seed, const char *ctx)
 {
     attn_rnn_options o;
+    ASSERT_OK(attn_rnn_options_init(&o)); /* get_options reads struct_size */
     ASSERT_OK(attn_rnn_get_options(rnn, &o));
     const int lstm = o.cell == ATTN_CELL_LSTM;
     const int64_t I = o.input_size, H = o.hidden_size, DH = dirs(&o) * H, units = o.num_layers * dirs(&o);
@@ -1524,6 +1532,7 @@ static void *thread_main(void *arg)
 static void thread_data(thread_job *job, attn_rnn *rnn, int lstm, const char *ctx, uint64_t seed)
 {
     attn_rnn_options o;
+    ASSERT_OK(attn_rnn_options_init(&o)); /* get_options reads struct_size */
     ASSERT_OK(attn_rnn_get_options(rnn, &o));
     const int64_t nx = job->batch * job->seq_len * o.input_size;
     float *x = random_floats(nx, seed, 1.0), *h0 = random_floats(job->ns, seed + 1, 1.0);
