@@ -5,21 +5,11 @@
 # the allocator at link time (ld --wrap): the library's calls of malloc and its kin then reach the
 # test's __wrap_* functions. yajl allocates through the core's yajl_alloc_funcs, so it is covered.
 get_target_property(_attn_all_sources attn SOURCES)
-add_library(attn_all_for_alloc_tests STATIC ${_attn_all_sources})
-foreach(prop COMPILE_DEFINITIONS COMPILE_OPTIONS INCLUDE_DIRECTORIES)
-  get_target_property(_value attn ${prop})
-  if(_value)
-    set_property(TARGET attn_all_for_alloc_tests PROPERTY ${prop} ${_value})
-  endif()
-endforeach()
-get_target_property(_value attn LINK_LIBRARIES)
-target_link_libraries(attn_all_for_alloc_tests PUBLIC ${_value})
-target_include_directories(attn_all_for_alloc_tests INTERFACE ${PROJECT_SOURCE_DIR}/include)
-target_link_libraries(attn_all_for_alloc_tests INTERFACE m)
+attn_static_copy(attn_all_for_alloc_tests ${_attn_all_sources})
 
 # Every allocator function that the sources call is wrapped, found here rather than listed, since
 # an unwrapped one would be failure points the test silently misses: a source that starts calling
-# strdup makes the link fail on the missing __wrap_strdup until test_alloc_failure.c defines it.
+# strdup makes the link fail on the missing __wrap_strdup until alloc_wrap.h defines it.
 # (Checked at configure time, which CI always runs.)
 set(_allocators malloc calloc realloc aligned_alloc strdup strndup posix_memalign memalign valloc pvalloc
     reallocarray)

@@ -24,60 +24,16 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- the wrapped allocator -------------------------------------------------------------------- */
 
-/* Allocations left to succeed before the one that fails; -1: none fails. Atomic because a team's
- * helper threads may allocate during a call too. */
-static _Atomic long allocations_left = -1;
-static atomic_bool allocation_failed;
+#include "alloc_wrap.h"
 
-static bool allocation_fails(void)
-{
-    long left = atomic_load(&allocations_left);
-    while (left >= 0)
-        if (atomic_compare_exchange_weak(&allocations_left, &left, left - 1)) {
-            if (left != 0)
-                return false;
-            atomic_store(&allocation_failed, true);
-            return true;
-        }
-    return false;
-}
-
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t size);
-void *__real_aligned_alloc(size_t align, size_t size);
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t size);
-void *__wrap_aligned_alloc(size_t align, size_t size);
-void *__wrap_malloc(size_t size) { return allocation_fails() ? NULL : __real_malloc(size); }
-void *__wrap_calloc(size_t n, size_t size) { return allocation_fails() ? NULL : __real_calloc(n, size); }
-void *__wrap_realloc(void *p, size_t size) { return allocation_fails() ? NULL : __real_realloc(p, size); }
-void *__wrap_aligned_alloc(size_t align, size_t size)
-{
-    return allocation_fails() ? NULL : __real_aligned_alloc(align, size);
-}
-
-/* Allocation n (from 1) of the next calls fails. */
-static void arm(long n)
-{
-    atomic_store(&allocation_failed, false);
-    atomic_store(&allocations_left, n - 1);
-}
-
-/* Disarms; true when an allocation did fail since arm(). */
-static bool disarm(void)
-{
-    atomic_store(&allocations_left, -1);
-    return atomic_load(&allocation_failed);
-}
+#define arm alloc_wrap_arm
+#define disarm alloc_wrap_disarm
 
 /* ---- the summary table --------------------------------------------------------------------- */
 

@@ -1425,28 +1425,9 @@ static void test_laws_and_layout(void **state)
     attn__params_destroy(p);
 }
 
-/* Allocation failures: tests/params.cmake links this program with malloc, calloc, realloc and
- * aligned_alloc wrapped (in its own code and the core sources, and so in yajl's allocations, which
- * go through the core), so that the n-th allocation from now can be made to fail. */
-static long allocations_left = -1; /* before one fails; -1: none does */
-
-static bool allocation_fails(void) { return allocations_left >= 0 && allocations_left-- == 0; }
-
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t size);
-void *__real_aligned_alloc(size_t align, size_t size);
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t size);
-void *__wrap_aligned_alloc(size_t align, size_t size);
-void *__wrap_malloc(size_t size) { return allocation_fails() ? NULL : __real_malloc(size); }
-void *__wrap_calloc(size_t n, size_t size) { return allocation_fails() ? NULL : __real_calloc(n, size); }
-void *__wrap_realloc(void *p, size_t size) { return allocation_fails() ? NULL : __real_realloc(p, size); }
-void *__wrap_aligned_alloc(size_t align, size_t size)
-{
-    return allocation_fails() ? NULL : __real_aligned_alloc(align, size);
-}
+/* Allocation failures: tests/params.cmake links this program with the allocator wrapped (in its
+ * own code and the core sources), so that the n-th allocation from now can be made to fail. */
+#include "alloc_wrap.h"
 
 /* Every allocation of a load and of a save fails in turn: each gives ATTN_E_NOMEM, changes
  * nothing (parameters, target file) and leaks nothing (ASan's leak check), until the call succeeds. */
@@ -1468,9 +1449,9 @@ static void test_allocation_failures(void **state)
     snapshot(p, before);
     long k = 0;
     for (attn_status s = ATTN_E_NOMEM; s != ATTN_OK; k++) {
-        allocations_left = k;
+        alloc_wrap_arm(k + 1);
         s = attn_params_load(p, path, NULL, ATTN_LOAD_REJECT_UNKNOWN);
-        allocations_left = -1;
+        alloc_wrap_disarm();
         if (s != ATTN_OK && s != ATTN_E_NOMEM)
             fail_msg("load, allocation %ld failing: status %d: %s", k, s, attn_last_error());
         if (s == ATTN_E_NOMEM) {
@@ -1485,9 +1466,9 @@ static void test_allocation_failures(void **state)
     remove(target);
     k = 0;
     for (attn_status s = ATTN_E_NOMEM; s != ATTN_OK; k++) {
-        allocations_left = k;
+        alloc_wrap_arm(k + 1);
         s = attn_params_save(p, target, "prefix.");
-        allocations_left = -1;
+        alloc_wrap_disarm();
         if (s != ATTN_OK && s != ATTN_E_NOMEM)
             fail_msg("save, allocation %ld failing: status %d: %s", k, s, attn_last_error());
         if (s == ATTN_E_NOMEM) {
