@@ -229,6 +229,8 @@ extern "C" {
     pub fn attn_workspace_create(out: *mut *mut attn_workspace) -> attn_status;
     pub fn attn_workspace_destroy(ws: *mut attn_workspace);
     pub fn attn_workspace_size(ws: *const attn_workspace) -> i64;
+    pub fn attn_thread_workspace_release();
+    pub fn attn_thread_workspace_size() -> i64;
     pub fn attn_params_count(p: *const attn_params) -> i64;
     pub fn attn_params_info(p: *const attn_params, index: i64, out: *mut attn_tensor_info) -> attn_status;
     pub fn attn_params_find(p: *const attn_params, name: *const c_char, out: *mut attn_tensor_info) -> attn_status;

@@ -171,6 +171,8 @@ _SIGNATURES = {
     "attn_workspace_create": (_S, [POINTER(c_void_p)]),
     "attn_workspace_destroy": (None, [_P]),
     "attn_workspace_size": (_I64, [_P]),
+    "attn_thread_workspace_release": (None, []),
+    "attn_thread_workspace_size": (_I64, []),
     "attn_params_count": (_I64, [_P]),
     "attn_params_info": (_S, [_P, _I64, POINTER(TensorInfo)]),
     "attn_params_find": (_S, [_P, c_char_p, POINTER(TensorInfo)]),
