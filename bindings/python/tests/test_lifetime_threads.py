@@ -117,21 +117,24 @@ def test_close_waits_for_a_running_forward():
     assert m.closed
 
 
-def test_thread_workspace_freed_with_its_thread():
+def test_thread_workspace_is_per_thread_and_released():
     seen = {}
 
     def work():
+        seen["before"] = attn.thread_workspace_size()
         attn.RNN(3, 4)(np.zeros((1, 2, 3), np.float32))
-        ws = attn.thread_workspace()
-        assert ws.size > 0
-        seen["ws"] = weakref.ref(ws)
+        seen["after"] = attn.thread_workspace_size()
 
+    attn.release_thread_workspace()
     t = threading.Thread(target=work)
     t.start()
     t.join()
-    gc.collect()
-    assert seen["ws"]() is None
+    assert seen["before"] == 0 and seen["after"] > 0
+    assert attn.thread_workspace_size() == 0  # the other thread's workspace was not this one's
+    attn.RNN(3, 4)(np.zeros((1, 2, 3), np.float32))
+    assert attn.thread_workspace_size() == seen["after"]
     attn.release_thread_workspace()
+    assert attn.thread_workspace_size() == 0
 
 
 # ---- threads -----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ the build tree, in that order (see README.md); :func:`library_path` tells which 
 from __future__ import annotations
 
 from . import analysis
-from ._core import Workspace, release_thread_workspace, thread_workspace
+from ._core import Workspace, release_thread_workspace, thread_workspace_size
 from ._lib import REQUIRED_VERSION, LibraryNotFound
 from .attention import MultiheadAttention
 from .errors import (AttnError, AttnIOError, FormatError, InternalError, InvalidArgument, NoMemory, NotFound,
@@ -48,7 +48,7 @@ __version__ = "1.3.0"
 
 __all__ = [
     "RNN", "MemoryRNN", "MemoryRNNOutput", "MultiheadAttention", "Perceiver",
-    "Params", "OpenedParams", "open_params", "Cost", "IncompatibleKeys", "Workspace", "thread_workspace",
+    "Params", "OpenedParams", "open_params", "Cost", "IncompatibleKeys", "Workspace", "thread_workspace_size",
     "release_thread_workspace", "analysis", "from_torch", "from_state_dict",
     "AttnError", "InvalidArgument", "ShapeError", "NoMemory", "Unsupported", "NotFound", "AttnIOError",
     "FormatError", "NumericalError", "InternalError", "LibraryNotFound",

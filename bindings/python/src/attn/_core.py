@@ -300,9 +300,9 @@ class Resource:
 class Workspace(Resource):
     """Scratch memory reused across forward calls (``attn_workspace``).
 
-    Forward calls use the calling thread's own workspace unless given ``workspace=``: each thread
-    gets one the first time it runs a forward call, and keeps it (grown to the largest call it
-    served) until the thread ends or :func:`release_thread_workspace` is called. Make a Workspace
+    Forward calls use the calling thread's own workspace unless given ``workspace=``: the library
+    keeps one per thread, grown to the largest call it served, until the thread ends or
+    :func:`release_thread_workspace` is called. Make a Workspace
     yourself to control that memory, e.g. one per worker. A Workspace serves one call at a time:
     if two threads pass the same one, their calls take turns (a lock), they never share it.
 
@@ -332,33 +332,26 @@ class Workspace(Resource):
         return "<attn.Workspace %s>" % ("closed" if self.closed else "of %d bytes" % self.size)
 
 
-_thread = threading.local()
-
-
-def thread_workspace() -> Workspace:
-    """The calling thread's workspace (created on first use); forward calls use it by default."""
-    ws = getattr(_thread, "workspace", None)
-    if ws is None or ws.closed:
-        ws = Workspace()
-        _thread.workspace = ws
-    return ws
+def thread_workspace_size() -> int:
+    """Bytes held by the workspace the library keeps for the calling thread, which forward calls
+    given no ``workspace=`` use (``attn_thread_workspace_size()``)."""
+    return int(lib().attn_thread_workspace_size())
 
 
 def release_thread_workspace() -> None:
-    """Frees the calling thread's workspace now (the next forward call on this thread makes a new
-    one). Useful after one unusually large call."""
-    ws = getattr(_thread, "workspace", None)
-    if ws is not None:
-        _thread.workspace = None
-        ws.close()
+    """Frees the calling thread's workspace now instead of when the thread ends (the next forward
+    call on this thread grows a new one). Useful after one unusually large call."""
+    lib().attn_thread_workspace_release()
 
 
 @contextlib.contextmanager
-def using_workspace(fn: str, workspace: Optional[Workspace]) -> Iterator[int]:
-    """The workspace pointer for one call, held exclusively for its duration."""
+def using_workspace(fn: str, workspace: Optional[Workspace]) -> Iterator[Optional[int]]:
+    """The workspace pointer for one call, held exclusively for its duration; None (NULL: the
+    calling thread's workspace, kept by the library) when no workspace is given."""
     if workspace is None:
-        workspace = thread_workspace()
-    elif not isinstance(workspace, Workspace):
+        yield None
+        return
+    if not isinstance(workspace, Workspace):
         raise InvalidArgument("%s: workspace must be an attn.Workspace or None (got %r)" % (fn, workspace))
     with workspace._mutex, workspace._reading(fn) as ptr:
         yield ptr
