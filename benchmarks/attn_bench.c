@@ -1,7 +1,7 @@
 /*
  * attn_bench.c: attn-bench, the benchmark driver and demo of libattn.
  *
- *   attn-bench [--quick] [--runs N] [--no-torch] [--no-dnnl] [GROUP...]
+ *   attn-bench [--quick] [--runs N] [--no-torch] [--no-dnnl] [--json FILE] [--threads LIST] [GROUP...]
  *
  * With no GROUP it runs every group of the table below. Each group prints a table whose figures
  * are medians of --runs timed runs after one warm-up, next to the machine's OpenBLAS sgemm rate
@@ -9,10 +9,16 @@
  * run. OpenBLAS is used as the environment configures it: this program sets no OPENBLAS_* variable
  * (it prints the core OpenBLAS picked and the thread count), and the helpers it spawns inherit the
  * same environment.
+ *
+ * --threads 1,2 runs the groups once per count instead, with openblas_set_num_threads(n) (which
+ * libattn's thread team follows) and OMP_NUM_THREADS=n for the helpers (PyTorch's intra-op threads,
+ * oneDNN's OpenMP), then prints how every libattn time scaled next to sgemm. --json FILE writes the
+ * rows of every table, the passes and the setting (bench_util.h's record).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -288,9 +294,14 @@ static int bench_rnn(const bench_config *cfg) {
             rnn_fmt_ratio(to_r, sizeof to_r, torch_t, r->fwd);
             rnn_fmt_ms(dn_ms, sizeof dn_ms, dnnl_t);
             rnn_fmt_ratio(dn_r, sizeof dn_r, dnnl_t, r->fwd);
+            const double ws_mib = (double)r->cost.workspace_bytes / (1024.0 * 1024.0);
             printf("%-22s %9s %8.1f %7.2f %9s %9s %9s %10s %9s %11s %8.1f\n", label, t_ms, gflops,
-                   gflops / cfg->sgemm_gflops, rec_ms, st_ms, to_ms, to_r, dn_ms, dn_r,
-                   (double)r->cost.workspace_bytes / (1024.0 * 1024.0));
+                   gflops / cfg->sgemm_gflops, rec_ms, st_ms, to_ms, to_r, dn_ms, dn_r, ws_mib);
+            BENCH_RECORD("rnn", label, {"time_s", r->fwd, 1}, {"gflops", gflops, 0},
+                         {"of_sgemm", gflops / cfg->sgemm_gflops, 0}, {"rec_s", r->rec, 0},
+                         {"step_gemm_s", r->steps, 0}, {"torch_s", bench_or_na(torch_t), 0},
+                         {"torch_over_attn", bench_or_na(torch_t) / r->fwd, 0}, {"dnnl_s", bench_or_na(dnnl_t), 0},
+                         {"dnnl_over_attn", bench_or_na(dnnl_t) / r->fwd, 0}, {"ws_mib", ws_mib, 0});
             fflush(stdout);
         }
     }
@@ -343,10 +354,12 @@ enum { N_GROUPS = sizeof groups / sizeof groups[0] };
 
 static void usage(FILE *f, const char *argv0) {
     fprintf(f,
-            "usage: %s [--quick] [--runs N] [--no-torch] [--no-dnnl] [GROUP...]\n"
-            "  --quick     tiny shapes (a smoke test; the numbers mean little)\n"
-            "  --runs N    timed runs per figure, >= 1 (default 7; the median is reported)\n"
-            "  --no-torch  do not spawn PyTorch; --no-dnnl: do not spawn the oneDNN helper\n"
+            "usage: %s [--quick] [--runs N] [--no-torch] [--no-dnnl] [--json FILE] [--threads LIST] [GROUP...]\n"
+            "  --quick         tiny shapes (a smoke test; the numbers mean little)\n"
+            "  --runs N        timed runs per figure, >= 1 (default 7; the median is reported)\n"
+            "  --no-torch      do not spawn PyTorch; --no-dnnl: do not spawn the oneDNN helper\n"
+            "  --json FILE     write every table row, the passes and the setting to FILE as JSON\n"
+            "  --threads LIST  one pass per OpenBLAS thread count (e.g. 1,2), then a scaling table\n"
             "groups (default: all):\n",
             argv0);
     for (int g = 0; g < N_GROUPS; g++) fprintf(f, "  %-10s %s\n", groups[g].name, groups[g].what);
@@ -378,11 +391,13 @@ static int read_cpu_seconds(double *machine, double *own) {
     return 0;
 }
 
-static void print_load_at_start(void) {
+/* Returns the 1-minute load average, NaN when unknown. */
+static double print_load_at_start(void) {
     FILE *f = fopen("/proc/loadavg", "r");
-    double l1;
+    double l1 = BENCH_NA;
     if (f && fscanf(f, "%lf", &l1) == 1) printf("load average (1 min) at start: %.2f\n", l1);
     if (f) fclose(f);
+    return l1;
 }
 
 static const char *env_or_unset(const char *name) {
@@ -390,9 +405,72 @@ static const char *env_or_unset(const char *name) {
     return v ? v : "(unset)";
 }
 
+/* The first line `command` prints (stderr discarded) into out; 0 if there was one. */
+static int first_line_of(const char *command, char *out, size_t cap) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s 2>/dev/null", command);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    out[0] = '\0';
+    int ok = fgets(out, (int)cap, f) != NULL;
+    while (ok && fgetc(f) != EOF) {} /* the rest, so that the command is not killed by SIGPIPE */
+    pclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return ok && out[0] ? 0 : -1;
+}
+
+/* The JSON header's description of the build and the machine, beyond what main() prints anyway. */
+static void record_source_and_machine(void) {
+    char date[32], line[512], cmd[1024] = "git --no-optional-locks -C ";
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    bench_record_info("date", date);
+    /* the commit and whether tracked files differ from it (a measurement of uncommitted code) */
+    int have_git = bench_append_quoted(cmd, sizeof cmd, ATTN_BENCH_SOURCE_DIR) == 0;
+    size_t len = strlen(cmd);
+    snprintf(cmd + len, sizeof cmd - len, " rev-parse HEAD");
+    have_git = have_git && first_line_of(cmd, line, sizeof line) == 0;
+    bench_record_info("git_commit", have_git ? line : NULL);
+    snprintf(cmd + len, sizeof cmd - len, " status --porcelain --untracked-files=no");
+    if (have_git)
+        bench_record_info_bool("git_dirty", first_line_of(cmd, line, sizeof line) == 0);
+    else
+        bench_record_info("git_dirty", NULL);
+
+    const char *model = NULL;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && !model && fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+            model = strchr(line, ':') + 1 + (strchr(line, ':')[1] == ' ');
+            line[strcspn(line, "\n")] = '\0';
+        }
+    if (f) fclose(f);
+    bench_record_info("cpu_model", model);
+    bench_record_info_number("cpus_online", (double)sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+enum { MAX_PASSES = 16 };
+
+/* "1,2,4" into counts; returns how many, or -1. */
+static int parse_threads(const char *list, int *counts) {
+    int n = 0;
+    for (const char *p = list; *p; n++) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 1024 || n == MAX_PASSES || (*end && *end != ',') || (*end && !end[1]))
+            return -1;
+        counts[n] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return n ? n : -1;
+}
+
 int main(int argc, char **argv) {
-    bench_config cfg = {0, 1, 7, 1, 1, 0.0};
+    bench_config cfg = {0, 1, 7, 1, 1, 0.0, 0};
     int selected[N_GROUPS] = {0}, any = 0;
+    int thread_counts[MAX_PASSES], n_passes = 0;
+    const char *json_path = NULL, *threads_arg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--quick") == 0) {
@@ -409,6 +487,16 @@ int main(int argc, char **argv) {
                 return 2;
             }
             cfg.runs = (int)n;
+        } else if (strcmp(a, "--json") == 0 && i + 1 < argc) {
+            json_path = argv[++i];
+        } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
+            threads_arg = argv[++i];
+            n_passes = parse_threads(threads_arg, thread_counts);
+            if (n_passes < 0) {
+                fprintf(stderr, "--threads: expected a list like 1,2 (1..1024, at most %d), got '%s'\n",
+                        MAX_PASSES, threads_arg);
+                return 2;
+            }
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout, argv[0]);
             return 0;
@@ -424,28 +512,82 @@ int main(int argc, char **argv) {
         }
     }
 
+    /* a full run takes long: find out now, not at its end, that the file cannot be written */
+    FILE *json_probe = json_path ? fopen(json_path, "a") : NULL;
+    if (json_path && !json_probe) {
+        fprintf(stderr, "--json %s: cannot write\n", json_path);
+        return 2;
+    }
+    if (json_probe) fclose(json_probe);
+
     printf("attn-bench: libattn %s%s\n  %s\n", attn_version_string(), cfg.quick ? " (--quick: tiny shapes)" : "",
            attn_build_info());
     printf("OpenBLAS: core %s, %d threads; environment OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s "
            "OPENBLAS_NUM_THREADS=%s (attn-bench sets none)\n",
            openblas_get_corename(), openblas_get_num_threads(), env_or_unset("OPENBLAS_CORETYPE"),
            env_or_unset("OPENBLAS_L2_SIZE"), env_or_unset("OPENBLAS_NUM_THREADS"));
-    print_load_at_start();
+    /* recorded before any pass changes the thread count or OMP_NUM_THREADS */
+    bench_record_info("libattn_version", attn_version_string());
+    bench_record_info("libattn_build", attn_build_info());
+    bench_record_info("openblas_config", openblas_get_config());
+    bench_record_info("openblas_core", openblas_get_corename());
+    bench_record_info_number("openblas_threads", openblas_get_num_threads());
+    static const char *const env_names[] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                                            "OMP_NUM_THREADS"};
+    for (size_t e = 0; e < sizeof env_names / sizeof *env_names; e++) {
+        char key[64];
+        snprintf(key, sizeof key, "env_%s", env_names[e]);
+        bench_record_info(key, getenv(env_names[e]));
+    }
+    record_source_and_machine();
+    bench_record_info_bool("quick", cfg.quick);
+    bench_record_info_number("runs", cfg.runs);
+    bench_record_info_number("warmup", cfg.warmup);
+    bench_record_info_bool("torch", cfg.use_torch);
+    bench_record_info_bool("dnnl", cfg.use_dnnl);
+    bench_record_info("threads_sweep", threads_arg);
+    char group_list[256] = "";
+    for (int g = 0; g < N_GROUPS; g++)
+        if (!any || selected[g])
+            snprintf(group_list + strlen(group_list), sizeof group_list - strlen(group_list), "%s%s",
+                     group_list[0] ? "," : "", groups[g].name);
+    bench_record_info("groups", group_list);
+    bench_record_info_number("load_average_at_start", print_load_at_start());
     double machine0 = 0, own0 = 0, machine1, own1, wall0 = bench_now();
     int have_cpu = read_cpu_seconds(&machine0, &own0) == 0;
-    int n = cfg.quick ? 512 : 2048;
-    cfg.sgemm_gflops = bench_sgemm_gflops(n, cfg.warmup, cfg.runs);
-    printf("sgemm %d^3 (OpenBLAS): %.1f GFLOP/s\n\n", n, cfg.sgemm_gflops);
+    const int n = cfg.quick ? 512 : 2048;
+    bench_record_info_number("sgemm_n", n);
 
     int failed = 0;
-    for (int g = 0; g < N_GROUPS; g++)
-        if (!any || selected[g]) failed |= groups[g].run(&cfg);
+    for (int pass = 0; pass < (n_passes ? n_passes : 1); pass++) {
+        if (n_passes) {
+            char count[16];
+            cfg.threads = thread_counts[pass];
+            openblas_set_num_threads(cfg.threads);
+            snprintf(count, sizeof count, "%d", cfg.threads);
+            setenv("OMP_NUM_THREADS", count, 1);
+            printf("######## --threads pass %d of %d: openblas_set_num_threads(%d), helpers with OMP_NUM_THREADS=%d "
+                   "########\n",
+                   pass + 1, n_passes, cfg.threads, cfg.threads);
+        }
+        cfg.sgemm_gflops = bench_sgemm_gflops(n, cfg.warmup, cfg.runs);
+        bench_record_pass(openblas_get_num_threads(), cfg.sgemm_gflops);
+        printf("sgemm %d^3 (OpenBLAS, threads: %d): %.1f GFLOP/s\n\n", n, openblas_get_num_threads(),
+               cfg.sgemm_gflops);
+        for (int g = 0; g < N_GROUPS; g++)
+            if (!any || selected[g]) failed |= groups[g].run(&cfg);
+    }
+    bench_print_scaling();
+    double others_share = BENCH_NA;
     if (have_cpu && read_cpu_seconds(&machine1, &own1) == 0) {
         double wall = bench_now() - wall0, cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
         double others = (machine1 - machine0) - (own1 - own0);
+        others_share = others / (wall * cores);
         printf("other processes used %.0f%% of the machine's %.0f cores during the run (%.1f of %.1f CPU s)%s\n",
-               100 * others / (wall * cores), cores, others, wall * cores,
+               100 * others_share, cores, others, wall * cores,
                others > 0.05 * wall * cores ? ": figures are disturbed" : "");
     }
+    bench_record_info_number("others_cpu_share", others_share);
+    if (json_path && bench_write_json(json_path)) failed = 1;
     return failed ? 1 : 0;
 }

@@ -337,6 +337,15 @@ int bench_attention(const bench_config *cfg) {
             printf("%6lld  %-17s %10.2f %4d %8.1f %6.1f%% %9.2f %10s %4s %10s\n", (long long)n, label,
                    r->seconds * 1e3, r->runs, gflops, 100 * gflops / cfg->sgemm_gflops, att_mib(r->cost.workspace_bytes),
                    to_ms, to_runs, to_r);
+            /* only FULL has a PyTorch counterpart */
+            const double torch_s = k <= ATT_STREAM ? bench_or_na(tt.torch[i]) : BENCH_NA;
+            char name[96];
+            snprintf(name, sizeof name, "N=%lld %s", (long long)n, label);
+            BENCH_RECORD("attention", name, {"n", (double)n, 0}, {"time_s", r->seconds, 1}, {"runs", r->runs, 0},
+                         {"gflops", gflops, 0}, {"of_sgemm", gflops / cfg->sgemm_gflops, 0},
+                         {"ws_mib", att_mib(r->cost.workspace_bytes), 0}, {"torch_s", torch_s, 0},
+                         {"torch_runs", torch_s > 0 ? tt.torch_runs[i] : BENCH_NA, 0},
+                         {"torch_over_attn", torch_s / r->seconds, 0});
             if (r->ws_held != r->cost.workspace_bytes)
                 printf("        (the workspace holds %lld bytes, attn_mha_cost said %lld)\n", (long long)r->ws_held,
                        (long long)r->cost.workspace_bytes);

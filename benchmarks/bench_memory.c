@@ -127,9 +127,17 @@ static int bench_ntm(const bench_config *cfg)
                     med[f] = bench_median(col, runs);
                 }
                 const double d = (med[0] - med[1]) / (double)(steps - 1), sp = (med[2] - med[3]) / (double)(steps - 1);
+                const double ws_mib = (double)cost.workspace_bytes / (1 << 20);
                 printf("%8lld %4lld %10.2f %10.2f %10.2f %10.2f %9.2f %10.2f %10.2f %8.1f\n", (long long)slots,
                        (long long)steps, d * 1e3, sp * 1e3, d / sp, med[4] * 1e3, sp / med[4], (med[1] - d) * 1e3,
-                       (med[3] - sp) * 1e3, (double)cost.workspace_bytes / (1 << 20));
+                       (med[3] - sp) * 1e3, ws_mib);
+                char name[64];
+                snprintf(name, sizeof name, "NTM N=%lld", (long long)slots);
+                BENCH_RECORD("memory", name, {"slots", (double)slots, 0}, {"steps", (double)steps, 0},
+                             {"dense_step_s", d, 1}, {"sparse_step_s", sp, 1}, {"dense_over_sparse", d / sp, 0},
+                             {"sim_s", med[4], 0}, {"sparse_over_sim", sp / med[4], 0},
+                             {"dense_init_s", med[1] - d, 0}, {"sparse_init_s", med[3] - sp, 0},
+                             {"ws_mib", ws_mib, 0});
             }
             free(t), free(x), free(y), free(memory), free(keys), free(sim);
         }
@@ -214,6 +222,10 @@ static int bench_capacity_at(const bench_config *cfg, int64_t hidden, const recu
             recurrent_figures(rnn, batch, steps, input, hidden, &params, &flops);
             printf("%-28s %12lld %14.2f %10.2f %10.2f %10.2f\n", cases[c].label, (long long)params, flops / 1e6,
                    t * 1e3, proj * 1e3, (t - proj) * 1e3);
+            char name[64];
+            snprintf(name, sizeof name, "LSTM H=%lld %s", (long long)hidden, cases[c].label);
+            BENCH_RECORD("memory", name, {"rec_params", (double)params, 0}, {"rec_mflop_per_step", flops / 1e6, 0},
+                         {"time_s", t, 1}, {"proj_s", proj, 0}, {"rec_s", t - proj, 0});
         }
         attn_rnn_destroy(rnn);
     }
@@ -247,6 +259,9 @@ static int bench_ntm_capacity(const bench_config *cfg)
         } else {
             printf("%-28s %12lld %14.2f %10.2f\n", sparse ? "NTM SPARSE top_k=2" : "NTM DENSE", (long long)cost.params,
                    (double)cost.flops / (double)steps / 1e6, t * 1e3);
+            BENCH_RECORD("memory", sparse ? "capacity NTM SPARSE top_k=2" : "capacity NTM DENSE",
+                         {"params", (double)cost.params, 0},
+                         {"mflop_per_step", (double)cost.flops / (double)steps / 1e6, 0}, {"time_s", t, 1});
         }
         attn_memrnn_destroy(ntm);
     }

@@ -81,12 +81,23 @@ static void pc_on_result(void *ctx, const char *name, double seconds)
     }
 }
 
-/* Runs torch_perceiver.py once per thread setting (torch's default, 2) over every case. */
+/* torch_perceiver.py's --threads of each setting: torch's default and 2; a --threads pass compares
+ * at its own count only (0: the setting is not run). */
+static int pc_torch_threads(const bench_config *cfg, int setting)
+{
+    return cfg->threads ? (setting ? 0 : cfg->threads) : (setting ? 2 : 0);
+}
+
+/* Runs torch_perceiver.py once per thread setting over every case. */
 static void pc_run_torch(const pc_setup *s, const bench_config *cfg, pc_torch *t)
 {
-    static const int threads[PC_TORCH_SETTINGS] = {0, 2};
     for (t->setting = 0; t->setting < PC_TORCH_SETTINGS; t->setting++) {
         char *info = t->info[t->setting];
+        const int threads = pc_torch_threads(cfg, t->setting);
+        if (cfg->threads && !threads) {
+            snprintf(info, sizeof t->info[0], "not run (--threads pass)");
+            continue;
+        }
         if (!cfg->use_torch) {
             snprintf(info, sizeof t->info[0], "skipped (--no-torch)");
             continue;
@@ -119,7 +130,7 @@ static void pc_run_torch(const pc_setup *s, const bench_config *cfg, pc_torch *t
                              cmd, (long long)s->channels, (long long)s->bands, s->max_freq, (long long)s->latents,
                              (long long)s->dim, (long long)s->depth, (long long)s->cross_heads,
                              (long long)s->cross_dim_head, (long long)s->latent_heads, (long long)s->latent_dim_head,
-                             (long long)s->self_per_cross, b, threads[t->setting], cfg->warmup, cfg->runs, PC_SLOW_S,
+                             (long long)s->self_per_cross, b, threads, cfg->warmup, cfg->runs, PC_SLOW_S,
                              PC_SLOW_RUNS);
             for (int i = 0; i < s->n_cases && n > 0 && (size_t)n < sizeof one; i++)
                 if (s->cases[i].batch == b)
@@ -128,8 +139,10 @@ static void pc_run_torch(const pc_setup *s, const bench_config *cfg, pc_torch *t
                 snprintf(info, sizeof t->info[0], "not run (command too long)");
                 break;
             }
-            fprintf(stderr, "  [torch] running (threads %s, batch %d) ...\n", threads[t->setting] ? "2" : "default",
-                    b);
+            char how[16] = "default";
+            if (threads)
+                snprintf(how, sizeof how, "%d", threads);
+            fprintf(stderr, "  [torch] running (threads %s, batch %d) ...\n", how, b);
             if (bench_spawn("torch", one, pc_on_info, pc_on_result, t) != 0) {
                 snprintf(info, sizeof t->info[0], "not available (see the lines above)");
                 break;
@@ -199,9 +212,10 @@ int bench_perceiver(const bench_config *cfg)
            (long long)s->depth, (long long)s->cross_heads, (long long)s->cross_dim_head, (long long)s->latent_heads,
            (long long)s->latent_dim_head, (long long)s->self_per_cross);
     printf("time: median of `runs` timed runs after %d warm-up (at most %d runs for a case whose warm-up takes "
-           "> %.0f s, PyTorch alike); GFLOP/s from attn_perceiver_cost flops; torch = the faster of its two thread "
-           "settings (d: default, 2: two); torch/attn > 1: libattn is faster\n\n",
-           cfg->warmup, PC_SLOW_RUNS, PC_SLOW_S);
+           "> %.0f s, PyTorch alike); GFLOP/s from attn_perceiver_cost flops; torch = %s (thr); torch/attn > 1: libattn "
+           "is faster\n\n",
+           cfg->warmup, PC_SLOW_RUNS, PC_SLOW_S,
+           cfg->threads ? "at the pass's thread count" : "the faster of its two thread settings (d: default, 2: two)");
 
     attn_perceiver_options o;
     attn_perceiver_options_init(&o);
@@ -239,9 +253,13 @@ int bench_perceiver(const bench_config *cfg)
     memset(&tt, 0, sizeof tt);
     tt.setup = s;
     pc_run_torch(s, cfg, &tt);
-    printf("PyTorch (torch_perceiver.py: the same model, lucidrains' structure, own process, run after libattn): "
-           "default threads: %s; 2 threads: %s\n",
-           tt.info[0], tt.info[1]);
+    printf("PyTorch (torch_perceiver.py: the same model, lucidrains' structure, own process, run after libattn): ");
+    for (int k = 0; k < PC_TORCH_SETTINGS; k++)
+        if (pc_torch_threads(cfg, k))
+            printf("%s%d threads: %s", k ? "; " : "", pc_torch_threads(cfg, k), tt.info[k]);
+        else
+            printf("%s%s: %s", k ? "; " : "", cfg->threads ? "second setting" : "default threads", tt.info[k]);
+    printf("\n");
     printf("%5s %7s %3s %10s %4s %8s %7s %9s %10s %3s %10s\n", "side", "N", "B", "time ms", "runs", "GFLOP/s",
            "%sgemm", "ws MiB", "torch ms", "thr", "torch/attn");
     for (int i = 0; i < s->n_cases; i++) {
@@ -253,14 +271,28 @@ int bench_perceiver(const bench_config *cfg)
         const double td = tt.seconds[0][i], t2 = tt.seconds[1][i];
         const int best = td > 0 && (t2 <= 0 || td <= t2) ? 0 : 1;
         char to_ms[32] = "-", thr[8] = "-", ratio[32] = "-";
+        const int best_threads = pc_torch_threads(cfg, best);
         if (tt.seconds[best][i] > 0) {
             snprintf(to_ms, sizeof to_ms, "%.1f", tt.seconds[best][i] * 1e3);
-            snprintf(thr, sizeof thr, "%s", best ? "2" : "d");
+            if (best_threads)
+                snprintf(thr, sizeof thr, "%d", best_threads);
+            else
+                snprintf(thr, sizeof thr, "d");
             snprintf(ratio, sizeof ratio, "%.2fx", tt.seconds[best][i] / r->seconds);
         }
+        const double ws_mib = (double)r->cost.workspace_bytes / (1 << 20);
         printf("%5lld %7lld %3lld %10.1f %4d %8.1f %6.1f%% %9.1f %10s %3s %10s\n", (long long)c->side,
                (long long)(c->side * c->side), (long long)c->batch, r->seconds * 1e3, r->runs, gflops,
-               100 * gflops / cfg->sgemm_gflops, (double)r->cost.workspace_bytes / (1 << 20), to_ms, thr, ratio);
+               100 * gflops / cfg->sgemm_gflops, ws_mib, to_ms, thr, ratio);
+        const double torch_s = bench_or_na(tt.seconds[best][i]);
+        char name[64];
+        snprintf(name, sizeof name, "%lldx%lld B=%lld", (long long)c->side, (long long)c->side, (long long)c->batch);
+        /* torch_threads 0: torch's default count */
+        BENCH_RECORD("perceiver", name, {"side", (double)c->side, 0}, {"n", (double)(c->side * c->side), 0},
+                     {"batch", (double)c->batch, 0}, {"time_s", r->seconds, 1}, {"runs", r->runs, 0},
+                     {"gflops", gflops, 0}, {"of_sgemm", gflops / cfg->sgemm_gflops, 0}, {"ws_mib", ws_mib, 0},
+                     {"torch_s", torch_s, 0}, {"torch_threads", torch_s > 0 ? best_threads : BENCH_NA, 0},
+                     {"torch_over_attn", torch_s / r->seconds, 0});
         if (r->ws_held != r->cost.workspace_bytes)
             printf("      (the workspace holds %lld bytes, attn_perceiver_cost said %lld)\n", (long long)r->ws_held,
                    (long long)r->cost.workspace_bytes);

@@ -1,11 +1,13 @@
 /*
  * bench_util.h: what the benchmark programs share: a clock, medians, random data, the sgemm
- * reference rate and the line protocol of the helper programs that attn-bench spawns.
+ * reference rate, the line protocol of the helper programs that attn-bench spawns, and the record
+ * of every table row that attn-bench writes with --json and compares across --threads passes.
  * Not library code: benchmarks may print and exit.
  */
 #ifndef ATTN_BENCH_UTIL_H
 #define ATTN_BENCH_UTIL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,7 +18,9 @@ typedef struct bench_config {
     int runs;             /* timed runs; every figure is their median */
     int use_torch;        /* compare with PyTorch when /usr/bin/python3 has it */
     int use_dnnl;         /* compare with oneDNN when its helper program was built */
-    double sgemm_gflops;  /* the machine's OpenBLAS sgemm rate, measured at start-up */
+    double sgemm_gflops;  /* the machine's OpenBLAS sgemm rate, measured at the start of the pass */
+    int threads;          /* 0: threads as the environment configures them; n > 0: a --threads pass,
+                             OpenBLAS (and so libattn's team) at n, helpers asked for n */
 } bench_config;
 
 /* A benchmark group: prints its own table; returns 0, or nonzero when something failed. */
@@ -78,5 +82,48 @@ int bench_spawn(const char *tag, const char *command, bench_info_fn on_info, ben
 /* Appends `s` to buf (capacity cap, always NUL-terminated) in single quotes for /bin/sh. Returns 0,
  * or -1 if it did not fit. */
 int bench_append_quoted(char *buf, size_t cap, const char *s);
+
+#ifdef BENCH_WITH_RECORD
+/* ---- the record of every table row (attn-bench --json, --threads) ---------------------------- */
+
+/* One figure of a table row, as printed (seconds rather than ms, fractions rather than %).
+ * key: snake case naming the unit (time_s, gflops, of_sgemm, ws_mib); a string literal, kept
+ * without a copy. value: NaN (BENCH_NA) where the table prints "-" (JSON null). scaled: 1 for
+ * libattn's own times, the figures the --threads table compares across passes. */
+typedef struct {
+    const char *key;
+    double value;
+    int scaled;
+} bench_field;
+
+#define BENCH_NA ((double)NAN)
+
+/* seconds when measured (> 0), else BENCH_NA: the groups keep 0 for "not measured". */
+double bench_or_na(double seconds);
+
+/* Keeps one table row of `group`, named `case_name` (unique within the group and the same in
+ * every pass, so that --threads can match rows), for the pass started last. */
+void bench_record(const char *group, const char *case_name, const bench_field *fields, int n_fields);
+#define BENCH_RECORD(group, case_name, ...)                                                              \
+    bench_record(group, case_name, (const bench_field[]){__VA_ARGS__},                                   \
+                 (int)(sizeof((const bench_field[]){__VA_ARGS__}) / sizeof(bench_field)))
+
+/* Starts a pass over the groups at `threads` OpenBLAS threads and its sgemm rate. */
+void bench_record_pass(int threads, double sgemm_gflops);
+
+/* Entries of the JSON header, in the order given: text (NULL: null), a number (NaN: null), or a
+ * boolean. Keys are copied. */
+void bench_record_info(const char *key, const char *text);
+void bench_record_info_number(const char *key, double value);
+void bench_record_info_bool(const char *key, int value);
+
+/* Prints, when there was more than one pass, the speedup of every scaled figure present in every
+ * pass against the first pass, and that speedup as a fraction of sgemm's over the same counts. */
+void bench_print_scaling(void);
+
+/* Writes header, passes, rows and scaling to `path` as one JSON object. Returns 0, or -1 after a
+ * message on stderr. */
+int bench_write_json(const char *path);
+#endif
 
 #endif /* ATTN_BENCH_UTIL_H */

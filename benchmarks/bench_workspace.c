@@ -170,9 +170,12 @@ int bench_workspace(const bench_config *cfg)
                     v[r] = t[r * 3 + j];
                 med[j] = bench_median(v, runs);
             }
-            printf("%-28s %9.1f %9.2f %9.2f %9.2f %9.3f %9.3f\n", c->label,
-                   (double)attn_workspace_size(ws) / (1 << 20), med[0] * 1e3, med[1] * 1e3, med[2] * 1e3,
-                   med[1] / med[0], med[2] / med[0]);
+            const double ws_mib = (double)attn_workspace_size(ws) / (1 << 20);
+            printf("%-28s %9.1f %9.2f %9.2f %9.2f %9.3f %9.3f\n", c->label, ws_mib, med[0] * 1e3, med[1] * 1e3,
+                   med[2] * 1e3, med[1] / med[0], med[2] / med[0]);
+            BENCH_RECORD("workspace", c->label, {"ws_mib", ws_mib, 0}, {"ws_s", med[0], 1}, {"null_s", med[1], 0},
+                         {"fresh_s", med[2], 0}, {"null_over_ws", med[1] / med[0], 0},
+                         {"fresh_over_ws", med[2] / med[0], 0});
         }
         free(t), free(x), free(y);
         attn_workspace_destroy(ws);

@@ -7,10 +7,13 @@ set(ATTN_BENCH_PYTHON /usr/bin/python3 CACHE FILEPATH
 add_executable(attn-bench ${CMAKE_CURRENT_LIST_DIR}/attn_bench.c ${CMAKE_CURRENT_LIST_DIR}/bench_util.c)
 target_include_directories(attn-bench PRIVATE ${CBLAS_INCLUDE})
 # The benchmark is not library code: it may call OpenBLAS directly (reference sgemm rate, core name).
-target_link_libraries(attn-bench PRIVATE attn::attn ${OPENBLAS_LIB} m)
-target_compile_definitions(attn-bench PRIVATE _POSIX_C_SOURCE=200809L BENCH_WITH_BLAS
+# yajl writes --json (the library's own JSON dependency). The source directory is where the
+# commit measured is asked for.
+target_link_libraries(attn-bench PRIVATE attn::attn ${OPENBLAS_LIB} PkgConfig::YAJL m)
+target_compile_definitions(attn-bench PRIVATE _POSIX_C_SOURCE=200809L BENCH_WITH_BLAS BENCH_WITH_RECORD
   ATTN_BENCH_PYTHON="${ATTN_BENCH_PYTHON}"
-  ATTN_BENCH_TORCH_RNN="${CMAKE_CURRENT_LIST_DIR}/torch_rnn.py")
+  ATTN_BENCH_TORCH_RNN="${CMAKE_CURRENT_LIST_DIR}/torch_rnn.py"
+  ATTN_BENCH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
 # Other benchmark areas add their groups to attn-bench (a row in the table of attn_bench.c, the
 # code in their own file) with
@@ -26,8 +29,22 @@ endfunction()
 cmake_language(DEFER CALL attn_bench_attach_sources)
 
 # A smoke test of the demo: tiny shapes, every code path (helpers included); never judges time.
+# Its --json file must be strict JSON (no NaN) with rows from every group (check_bench_json.py).
 if(ATTN_BUILD_TESTS)
-  add_test(NAME attn_bench_quick COMMAND attn-bench --quick --runs 1)
+  set(ATTN_BENCH_QUICK_JSON ${CMAKE_CURRENT_BINARY_DIR}/attn_bench_quick.json)
+  add_test(NAME attn_bench_quick COMMAND attn-bench --quick --runs 1 --json ${ATTN_BENCH_QUICK_JSON})
+  add_test(NAME attn_bench_quick_json COMMAND ${ATTN_BENCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_bench_json.py
+           ${ATTN_BENCH_QUICK_JSON} rnn attention memory perceiver workspace)
+  set_tests_properties(attn_bench_quick PROPERTIES FIXTURES_SETUP attn_bench_quick_json)
+  set_tests_properties(attn_bench_quick_json PROPERTIES FIXTURES_REQUIRED attn_bench_quick_json)
+  # --threads: two passes and the scaling table, on the group that takes a second
+  set(ATTN_BENCH_THREADS_JSON ${CMAKE_CURRENT_BINARY_DIR}/attn_bench_threads.json)
+  add_test(NAME attn_bench_threads COMMAND attn-bench --quick --runs 1 --no-torch --no-dnnl --threads 1,2
+           --json ${ATTN_BENCH_THREADS_JSON} workspace)
+  add_test(NAME attn_bench_threads_json COMMAND ${ATTN_BENCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_bench_json.py
+           ${ATTN_BENCH_THREADS_JSON} workspace)
+  set_tests_properties(attn_bench_threads PROPERTIES FIXTURES_SETUP attn_bench_threads_json)
+  set_tests_properties(attn_bench_threads_json PROPERTIES FIXTURES_REQUIRED attn_bench_threads_json)
 endif()
 
 # oneDNN's RNN primitives as the reference for the fastest CPU RNN code (Debian: libdnnl-dev).

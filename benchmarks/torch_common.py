@@ -1,4 +1,5 @@
 """What the PyTorch sides of attn-bench share: importing torch and announcing what runs."""
+import os
 import sys
 
 
@@ -10,6 +11,8 @@ def import_torch():
     except Exception as e:  # noqa: BLE001  (any import failure means: no torch comparison)
         print(f"ERROR torch is not importable: {type(e).__name__}: {e}", flush=True)
         return None
-    print(f"INFO torch {torch.__version__}, {torch.get_num_threads()} intra-op threads (default), "
+    # attn-bench --threads passes its count through OMP_NUM_THREADS, which torch reads at import
+    how = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}" if "OMP_NUM_THREADS" in os.environ else "default"
+    print(f"INFO torch {torch.__version__}, {torch.get_num_threads()} intra-op threads ({how}), "
           f"{sys.executable}", flush=True)
     return torch

@@ -10,7 +10,7 @@ line (the protocol of torch_rnn.py):
 Self-attention (query = key = value, one tensor) of batch 1, N = L = S for each size given, float32,
 batch_first=True, need_weights=False, inference under torch.no_grad() on a module in eval mode: the
 way people run it, which lets torch 1.13 take its fused inference path. The thread count is left at
-torch's default on purpose. A case whose warm-up takes longer than --slow seconds gets at most
+torch's default on purpose (attn-bench --threads sets it through OMP_NUM_THREADS). A case whose warm-up takes longer than --slow seconds gets at most
 --slow-runs timed runs (attn-bench applies the same rule to its own cases).
 
 Example: /usr/bin/python3 torch_mha.py --embed 512 --heads 8 256 1024 4096

@@ -7,7 +7,7 @@ line (the same protocol as attn-bench-dnnl-rnn):
     RESULT <cell> <median seconds> <runs>
     ERROR <free text>            (then the exit status is nonzero)
 Cells: rnn_tanh, lstm, gru. The thread count is left at torch's default on purpose: the comparison
-is with PyTorch as people run it. Float32, batch_first=True, inference under torch.no_grad().
+is with PyTorch as people run it (attn-bench --threads sets it through OMP_NUM_THREADS). Float32, batch_first=True, inference under torch.no_grad().
 
 Example: /usr/bin/python3 torch_rnn.py --batch 64 --seq 256 --input 512 --hidden 512 lstm gru
 """
