@@ -318,9 +318,9 @@ static attn_status run(const char *fn, const attn_mha *m, attn_workspace *ws, in
     if ((st = attn__check_aliasing(fn, inputs, 4, &output, 1)))
         return st;
 
-    attn_workspace local = {0};
+    attn_ws_lease lease = {0};
     char *base;
-    if ((st = attn__workspace_reserve(fn, ws, &local, plan.ws.bytes, &base)))
+    if ((st = attn__workspace_reserve(fn, ws, &lease, plan.ws.bytes, &base)))
         return st;
     project_inputs(m, &plan, base, batch, tgt_len, src_len, query, key, value);
     const mha_problem p = {batch, tgt_len, src_len, (const float *)(base + plan.q), (float *)(base + plan.k),
@@ -337,7 +337,7 @@ static attn_status run(const char *fn, const attn_mha *m, attn_workspace *ws, in
                     o, attn__params_cdata(m->params, m->t.out_proj_weight), b, out);
         }
     }
-    attn__workspace_release(&local);
+    attn__workspace_release(&lease);
     return st;
 }
 

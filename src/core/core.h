@@ -72,8 +72,14 @@ void attn__free(void *p);
 struct attn_workspace {
     void *data;
     size_t size;
-    bool *borrowed; /* a call's `local` standing for the thread's workspace: its busy flag */
 };
+
+/* The scratch one forward call given ws = NULL holds: the calling thread's workspace (then `busy`
+ * points to its flag), or when that is busy a block of its own. Lives on the call's stack. */
+typedef struct attn_ws_lease {
+    attn_workspace own;
+    bool *busy;
+} attn_ws_lease;
 
 /* Bump-allocation plan for one forward call: each take() reserves an aligned block and returns its
  * offset; `bytes` is then the total to reserve. The same plan function serves forward and cost, so
@@ -90,11 +96,12 @@ size_t attn__plan_take(attn_ws_plan *plan, int64_t elem_size, int64_t a, int64_t
 size_t attn__plan_nest(attn_ws_plan *plan, attn_ws_plan inner);
 
 /* Makes `ws` (or, when ws is NULL, the calling thread's workspace, or if that is busy the
- * caller-stack `local`) hold at least `bytes`, and returns the base pointer in *base. Release
- * `local` with attn__workspace_release after the call, also when the call failed later. */
-attn_status attn__workspace_reserve(const char *fn, attn_workspace *ws, attn_workspace *local, size_t bytes,
+ * lease's own block) hold at least `bytes`, and returns the base pointer in *base. Start from
+ * `attn_ws_lease lease = {0}`; give it back with attn__workspace_release after the call, also when
+ * the call failed after reserving. */
+attn_status attn__workspace_reserve(const char *fn, attn_workspace *ws, attn_ws_lease *lease, size_t bytes,
                                     char **base);
-void attn__workspace_release(attn_workspace *local);
+void attn__workspace_release(attn_ws_lease *lease);
 
 /* ---- parameter registry (params.c) -------------------------------------------------------- */
 

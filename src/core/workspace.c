@@ -136,44 +136,43 @@ void attn_thread_workspace_release(void)
 
 int64_t attn_thread_workspace_size(void) { return this_thread ? (int64_t)this_thread->ws.size : 0; }
 
-attn_status attn__workspace_reserve(const char *fn, attn_workspace *ws, attn_workspace *local, size_t bytes,
+attn_status attn__workspace_reserve(const char *fn, attn_workspace *ws, attn_ws_lease *lease, size_t bytes,
                                     char **base)
 {
     attn_workspace *w = ws;
-    local->borrowed = NULL;
+    lease->busy = NULL;
     if (!w) {
         thread_workspace *t = thread_workspace_get();
-        w = local;
+        w = &lease->own;
         if (t && !t->busy) {
             w = &t->ws;
-            local->borrowed = &t->busy;
+            lease->busy = &t->busy;
         }
     }
     if (bytes > w->size) {
         /* Grow to exactly the request: the workspace's size then equals the reported cost. */
         void *grown = attn__alloc(bytes);
         if (!grown) {
-            local->borrowed = NULL;
+            lease->busy = NULL;
             return attn__fail(ATTN_E_NOMEM, "%s: cannot allocate a workspace of %zu bytes", fn, bytes);
         }
         attn__free(w->data);
         w->data = grown;
         w->size = bytes;
     }
-    if (local->borrowed)
-        *local->borrowed = true;
+    if (lease->busy)
+        *lease->busy = true;
     *base = w->data;
     return ATTN_OK;
 }
 
-void attn__workspace_release(attn_workspace *local)
+void attn__workspace_release(attn_ws_lease *lease)
 {
-    if (local->borrowed) {
-        *local->borrowed = false;
-        local->borrowed = NULL;
-        return;
+    if (lease->busy) {
+        *lease->busy = false;
+        lease->busy = NULL;
     }
-    attn__free(local->data);
-    local->data = NULL;
-    local->size = 0;
+    attn__free(lease->own.data);
+    lease->own.data = NULL;
+    lease->own.size = 0;
 }

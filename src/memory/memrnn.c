@@ -573,9 +573,9 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
     if ((st = attn__check_aliasing(fn, inputs, 1, outputs, 3)))
         return st;
 
-    attn_workspace local = {0};
+    attn_ws_lease lease = {0};
     char *base;
-    if ((st = attn__workspace_reserve(fn, ws, &local, plan.ws.bytes, &base)))
+    if ((st = attn__workspace_reserve(fn, ws, &lease, plan.ws.bytes, &base)))
         return st;
     const attn_params *p = m->params;
     float *mem = (float *)(base + plan.memory), *inv_norms = (float *)(base + plan.inv_norms);
@@ -655,6 +655,6 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
     attn__team_stop(&team);
     if (memory_out)
         memcpy(memory_out, mem, (size_t)batch * (size_t)(n * w) * f);
-    attn__workspace_release(&local);
+    attn__workspace_release(&lease);
     return ATTN_OK;
 }

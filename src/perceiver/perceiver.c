@@ -704,9 +704,9 @@ attn_status attn_perceiver_forward(const attn_perceiver *perceiver, attn_workspa
     if ((st = attn__check_aliasing(fn, inputs, 3, &output, 1)))
         return st;
 
-    attn_workspace local = {0};
+    attn_ws_lease lease = {0};
     perc_run r = {.m = m, .plan = &plan, .batch = batch, .n = n, .mask = mask, .team = ATTN__TEAM_INIT};
-    if ((st = attn__workspace_reserve(fn, ws, &local, plan.ws.bytes, &r.base)))
+    if ((st = attn__workspace_reserve(fn, ws, &lease, plan.ws.bytes, &r.base)))
         return st;
     r.x = o->num_classes ? buffer(&r, plan.latents) : out;
 
@@ -749,6 +749,6 @@ attn_status attn_perceiver_forward(const attn_perceiver *perceiver, attn_workspa
     if (o->num_classes)
         head(&r, out);
     attn__team_stop(&r.team);
-    attn__workspace_release(&local);
+    attn__workspace_release(&lease);
     return ATTN_OK;
 }

@@ -443,9 +443,9 @@ static attn_status forward(const char *fn, const attn_rnn *rnn, attn_workspace *
     if (st || (st = check_call(fn, rnn, batch, seq_len, with_lengths, lengths, x, h0, c0, y, h_n, c_n)))
         return st;
 
-    attn_workspace local = {0};
+    attn_ws_lease lease = {0};
     char *base;
-    if ((st = attn__workspace_reserve(fn, ws, &local, plan.ws.bytes, &base)))
+    if ((st = attn__workspace_reserve(fn, ws, &lease, plan.ws.bytes, &base)))
         return st;
     const int64_t layers = rnn->opt.num_layers;
     attn_team team = ATTN__TEAM_INIT;
@@ -456,7 +456,7 @@ static attn_status forward(const char *fn, const attn_rnn *rnn, attn_workspace *
             run_direction(rnn, &plan, base, &team, l, d, batch, seq_len, lengths, in, h0, c0, out, h_n, c_n);
     }
     attn__team_stop(&team);
-    attn__workspace_release(&local);
+    attn__workspace_release(&lease);
     return ATTN_OK;
 }
 
