@@ -495,7 +495,7 @@ public:
      * @brief Runs the network over a batch of sequences (attn_rnn_forward); every tensor given.
      *
      * D is 2 for a bidirectional network, else 1; L is num_layers, I input_size, H hidden_size.
-     * @param ws a workspace, or nullptr (the call allocates its own)
+     * @param ws a workspace, or nullptr (the calling thread's workspace, kept by the library)
      * @param batch B >= 1
      * @param seq_len T >= 1
      * @param x input [B, T, I]

@@ -67,8 +67,8 @@ ATTN_API attn_status attn_memrnn_get_options(const attn_memrnn *memrnn, attn_mem
  *   read_weights [batch, seq_len, num_heads, memory_slots] each read head's weighting, or NULL
  *   memory_out   [batch, memory_slots, memory_width] the memory after the last step, or NULL
  * No output may overlap an input or another output (byte ranges are compared). Thread-safe on a
- * const handle as long as each thread uses its own workspace (or NULL: the call then allocates and
- * frees its scratch memory itself). Errors: ATTN_E_INVALID_ARG (NULL handle, x or y; overlapping
+ * const handle as long as each thread uses its own workspace (or NULL: the calling thread's
+ * workspace, which the library keeps; see attn_thread_workspace_release). Errors: ATTN_E_INVALID_ARG (NULL handle, x or y; overlapping
  * outputs), ATTN_E_SHAPE (batch or seq_len < 1, tensors beyond the 32-bit index range of BLAS, or
  * whose FLOP count, byte size or workspace overflows; attn_memrnn_cost rejects exactly the same
  * shapes), ATTN_E_NOMEM. NaN and Inf in x are not rejected; they propagate. */

@@ -86,7 +86,7 @@ ATTN_API attn_status attn_rnn_get_options(const attn_rnn *rnn, attn_rnn_options 
  *   c_n same, LSTM only, or NULL
  * No output may overlap an input or another output (byte ranges are compared; inputs may share
  * memory). Thread-safe on a const handle as long as each thread uses its own workspace (or NULL:
- * the call then allocates and frees its scratch memory itself). Errors: ATTN_E_INVALID_ARG (NULL
+ * the calling thread's workspace, which the library keeps; see attn_thread_workspace_release). Errors: ATTN_E_INVALID_ARG (NULL
  * handle, x or y; c0/c_n for a non-LSTM cell; overlapping outputs), ATTN_E_SHAPE (batch or seq_len
  * < 1, sizes beyond the 32-bit index range of BLAS -- for KRONECKER also batch * hidden_size --,
  * or whose FLOP count or workspace overflows;

@@ -27,7 +27,7 @@ fn run(path: Option<String>) -> attn::Result<()> {
     // Batch-first: x [B, T, I], y [B, T, H].
     let x: Vec<f32> = (0..B * T * I).map(|i| (i % 11) as f32 / 8.0 - 5.0 / 8.0).collect();
     let mut y = vec![0.0f32; lstm.output_len(B, T)];
-    // A workspace keeps its memory across calls (pass None to allocate per call); the initial
+    // A workspace keeps its memory across calls (None: the thread's own, kept by the library); the initial
     // state is zeros (see Rnn::forward_state for h0/c0 and the final state).
     let mut ws = Workspace::new()?;
     lstm.forward(Some(&mut ws), B, T, &x, &mut y)?;

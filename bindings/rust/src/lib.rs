@@ -147,7 +147,7 @@ impl From<sys::attn_cost> for Cost {
 /// A workspace grows to the largest request it has served and keeps that memory until dropped, so
 /// a loop of forward calls allocates once. It may move to another thread (`Send`) but not be used
 /// by two at once (not `Sync`; forward takes it as `&mut`): give each thread its own, or pass
-/// `None` to let each call allocate and free its scratch.
+/// `None` to use the calling thread's workspace, which the library keeps until the thread exits.
 ///
 /// ```compile_fail
 /// fn assert_sync<T: Sync>() {}

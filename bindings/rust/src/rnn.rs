@@ -251,7 +251,7 @@ impl Rnn {
 
     /// Runs the network from a zero state: `x [batch, seq_len, input_size]` to
     /// `y [batch, seq_len, directions * hidden_size]` (`attn_rnn_forward`). `ws`: a workspace of
-    /// this thread, or `None` to allocate per call.
+    /// this thread, or `None` for the thread's own (kept by the library).
     pub fn forward(
         &self,
         ws: Option<&mut Workspace>,
