@@ -15,6 +15,7 @@
  * oneDNN's OpenMP), then prints how every libattn time scaled next to sgemm. --json FILE writes the
  * rows of every table, the passes and the setting (bench_util.h's record).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,36 +122,50 @@ static int rnn_run_forward(void *p) {
 
 /* The recurrent products of a whole sequence on their own, exactly as a step issues them (one
  * product over the batch, dense or V then U), on contiguous buffers: the floor the BLAS sets for
- * the per-step work, next to which the library's recurrence time is judged. */
+ * the per-step work, next to which the library's recurrence time is judged. `transposed` issues
+ * the same products the other way round, (W h^T)^T, whose output is the gates transposed: with
+ * the same FLOPs, BLAS kernels differ in speed between the two shapes, and the faster one sets the
+ * floor any layout of the recurrence could reach with this BLAS. */
 typedef struct {
     int batch, seq, hidden, gh, rank;
     const float *h, *w, *v, *u;
     float *low, *out;
+    bool transposed;
 } rnn_steps_ctx;
 
 static int rnn_run_steps(void *p) {
     rnn_steps_ctx *g = p;
+    const CBLAS_TRANSPOSE nt = CblasNoTrans, tr = CblasTrans;
     for (int t = 0; t < g->seq; t++) {
-        if (!g->rank) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->batch, g->gh, g->hidden, 1.0f, g->h, g->hidden,
-                        g->w, g->hidden, 0.0f, g->out, g->gh);
+        if (!g->transposed && !g->rank) {
+            cblas_sgemm(CblasRowMajor, nt, tr, g->batch, g->gh, g->hidden, 1.0f, g->h, g->hidden, g->w, g->hidden,
+                        0.0f, g->out, g->gh);
+        } else if (!g->transposed) {
+            cblas_sgemm(CblasRowMajor, nt, tr, g->batch, g->rank, g->hidden, 1.0f, g->h, g->hidden, g->v, g->hidden,
+                        0.0f, g->low, g->rank);
+            cblas_sgemm(CblasRowMajor, nt, tr, g->batch, g->gh, g->rank, 1.0f, g->low, g->rank, g->u, g->rank, 0.0f,
+                        g->out, g->gh);
+        } else if (!g->rank) {
+            cblas_sgemm(CblasRowMajor, nt, tr, g->gh, g->batch, g->hidden, 1.0f, g->w, g->hidden, g->h, g->hidden,
+                        0.0f, g->out, g->batch);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->batch, g->rank, g->hidden, 1.0f, g->h,
-                        g->hidden, g->v, g->hidden, 0.0f, g->low, g->rank);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->batch, g->gh, g->rank, 1.0f, g->low, g->rank,
-                        g->u, g->rank, 0.0f, g->out, g->gh);
+            cblas_sgemm(CblasRowMajor, nt, tr, g->rank, g->batch, g->hidden, 1.0f, g->v, g->hidden, g->h, g->hidden,
+                        0.0f, g->low, g->batch);
+            cblas_sgemm(CblasRowMajor, nt, nt, g->gh, g->batch, g->rank, 1.0f, g->u, g->rank, g->low, g->batch, 0.0f,
+                        g->out, g->batch);
         }
     }
     return 0;
 }
 
 typedef struct {
-    double fwd, in, rec, steps;
+    double fwd, in, rec, steps, steps_t; /* steps_t: the same products transposed */
+    double sgemm_gflops;                 /* a square sgemm timed in the same rounds */
     attn_cost cost;
 } rnn_result;
 
 /* Times one case. Each timed round runs, back to back: the forward pass, the input-projection
- * GEMM alone, and the T recurrent products alone (rnn_run_steps).
+ * GEMM alone, and the T recurrent products alone (rnn_run_steps), as issued and transposed.
  *
  * Recurrence time = forward time minus the time of the input projection. The library (docs/rnn.md)
  * first projects the inputs of all B*T steps with one GEMM, [B*T, I] x W_ih^T -> [B*T, G*H], and
@@ -182,7 +197,7 @@ static int rnn_measure(const rnn_cell_kind *k, int64_t rank, const rnn_shape *s,
     float *w_ih = bench_random_floats((size_t)ngh * ni, 20, 0.05f);
     float *proj = bench_random_floats((size_t)nb * nt * ngh, 0, 0.0f);
     bench_sgemm_nt in = {nb * nt, ngh, ni, x, w_ih, proj};
-    rnn_steps_ctx steps = {nb, nt, nh, ngh, nr, NULL, NULL, NULL, NULL, NULL, NULL};
+    rnn_steps_ctx steps = {nb, nt, nh, ngh, nr, NULL, NULL, NULL, NULL, NULL, NULL, false};
     float *h = bench_random_floats((size_t)nb * nh, 21, 0.5f);
     float *w = nr ? NULL : bench_random_floats((size_t)ngh * nh, 22, 0.05f);
     float *v = nr ? bench_random_floats((size_t)nr * nh, 23, 0.05f) : NULL;
@@ -190,20 +205,30 @@ static int rnn_measure(const rnn_cell_kind *k, int64_t rank, const rnn_shape *s,
     float *low = nr ? bench_random_floats((size_t)nb * nr, 0, 0.0f) : NULL;
     float *out = bench_random_floats((size_t)nb * ngh, 0, 0.0f);
     steps.h = h, steps.w = w, steps.v = v, steps.u = u, steps.low = low, steps.out = out;
+    rnn_steps_ctx steps_t = steps;
+    steps_t.transposed = true;
 
-    const bench_fn fns[3] = {rnn_run_forward, bench_run_sgemm_nt, rnn_run_steps};
-    void *const ctxs[3] = {&fwd, &in, &steps};
-    double *t = malloc((size_t)cfg->runs * 4 * sizeof *t);
-    int rc = t ? bench_time_rounds(3, fns, ctxs, cfg->warmup, cfg->runs, t) : 1;
+    const int sn = cfg->quick ? 256 : 2048;
+    bench_sgemm_nt square = {sn, sn, sn, bench_random_floats((size_t)sn * sn, 1, 1.0f),
+                             bench_random_floats((size_t)sn * sn, 2, 1.0f), bench_random_floats((size_t)sn * sn, 3, 0.0f)};
+    double square_s = 0;
+
+    enum { FNS = 5 };
+    const bench_fn fns[FNS] = {rnn_run_forward, bench_run_sgemm_nt, rnn_run_steps, rnn_run_steps, bench_run_sgemm_nt};
+    void *const ctxs[FNS] = {&fwd, &in, &steps, &steps_t, &square};
+    double *const results[FNS + 1] = {&r->fwd, &r->in, &r->steps, &r->steps_t, &square_s, &r->rec};
+    double *t = malloc((size_t)cfg->runs * (FNS + 1) * sizeof *t);
+    int rc = t ? bench_time_rounds(FNS, fns, ctxs, cfg->warmup, cfg->runs, t) : 1;
     if (!rc) {
-        double *col = t + 3 * cfg->runs; /* scratch for one column at a time */
-        for (int j = 0; j < 4; j++) {
+        double *col = t + FNS * cfg->runs; /* scratch for one column at a time */
+        for (int j = 0; j <= FNS; j++) {
             for (int i = 0; i < cfg->runs; i++)
-                col[i] = j < 3 ? t[3 * i + j] : t[3 * i] - t[3 * i + 1];
-            double m = bench_median(col, cfg->runs);
-            *(j == 0 ? &r->fwd : j == 1 ? &r->in : j == 2 ? &r->steps : &r->rec) = m;
+                col[i] = j < FNS ? t[FNS * i + j] : t[FNS * i] - t[FNS * i + 1];
+            *results[j] = bench_median(col, cfg->runs);
         }
+        r->sgemm_gflops = 2.0 * sn * (double)sn * sn / square_s * 1e-9;
     }
+    free((void *)square.a), free((void *)square.b), free(square.c);
     free(t);
     free(w_ih), free(proj), free(h), free(w), free(v), free(u), free(low), free(out);
     attn_rnn_destroy(rnn);
@@ -251,10 +276,10 @@ static int bench_rnn(const bench_config *cfg) {
     printf("oneDNN:  %s (vanilla_rnn, vanilla_lstm, lbr_gru = PyTorch's GRU; tnc layout, weights reordered "
            "before timing)\n",
            o.dnnl_info);
-    printf("time: median of %d runs after %d warm-up; xsgemm = GFLOP/s / sgemm GFLOP/s (FLOPs from "
-           "attn_rnn_cost);\n"
+    printf("time: median of %d runs after %d warm-up; xsgemm = GFLOP/s / the GFLOP/s of a square sgemm (2048^3) "
+           "timed in the\nsame rounds (FLOPs from attn_rnn_cost);\n"
            "rec = forward - input-projection GEMM; stepGEMM = the T recurrent products alone in "
-           "cblas_sgemm;\n"
+           "cblas_sgemm, as the\nlibrary issues them (h W^T) and transposed (W h^T: stepGEMMt);\n"
            "torch/attn and oneDNN/attn = their time / libattn's time (> 1: libattn is faster)\n\n",
            cfg->runs, cfg->warmup);
 
@@ -266,8 +291,8 @@ static int bench_rnn(const bench_config *cfg) {
     size_t nx = (size_t)(s.batch * s.seq * s.input), ny = (size_t)(s.batch * s.seq * s.hidden);
     float *x = bench_random_floats(nx, 7, 1.0f), *y = bench_random_floats(ny, 8, 0.0f);
 
-    printf("%-22s %9s %8s %7s %9s %9s %9s %10s %9s %11s %8s\n", "case", "time ms", "GFLOP/s", "xsgemm", "rec ms",
-           "stepGEMM", "torch ms", "torch/attn", "oneDNN ms", "oneDNN/attn", "ws MiB");
+    printf("%-22s %9s %8s %7s %9s %9s %9s %9s %10s %9s %11s %8s\n", "case", "time ms", "GFLOP/s", "xsgemm",
+           "rec ms", "stepGEMM", "stepGEMMt", "torch ms", "torch/attn", "oneDNN ms", "oneDNN/attn", "ws MiB");
     rnn_result res[RNN_N_CELLS][RNN_N_RANKS];
     int failed = 0;
     memset(res, 0, sizeof res);
@@ -275,7 +300,7 @@ static int bench_rnn(const bench_config *cfg) {
         const rnn_cell_kind *k = &rnn_cells[c];
         for (int q = 0; q < RNN_N_RANKS; q++) {
             rnn_result *r = &res[c][q];
-            char label[64], t_ms[32], rec_ms[32], st_ms[32], to_ms[32], to_r[32], dn_ms[32], dn_r[32];
+            char label[64], t_ms[32], rec_ms[32], st_ms[32], stt_ms[32], to_ms[32], to_r[32], dn_ms[32], dn_r[32];
             if (rnn_ranks[q])
                 snprintf(label, sizeof label, "%s low-rank r=%lld", k->label, (long long)rnn_ranks[q]);
             else
@@ -290,29 +315,34 @@ static int bench_rnn(const bench_config *cfg) {
             rnn_fmt_ms(t_ms, sizeof t_ms, r->fwd);
             snprintf(rec_ms, sizeof rec_ms, "%.2f", r->rec * 1e3); /* may come out negative in noise */
             rnn_fmt_ms(st_ms, sizeof st_ms, r->steps);
+            rnn_fmt_ms(stt_ms, sizeof stt_ms, r->steps_t);
             rnn_fmt_ms(to_ms, sizeof to_ms, torch_t);
             rnn_fmt_ratio(to_r, sizeof to_r, torch_t, r->fwd);
             rnn_fmt_ms(dn_ms, sizeof dn_ms, dnnl_t);
             rnn_fmt_ratio(dn_r, sizeof dn_r, dnnl_t, r->fwd);
             const double ws_mib = (double)r->cost.workspace_bytes / (1024.0 * 1024.0);
-            printf("%-22s %9s %8.1f %7.2f %9s %9s %9s %10s %9s %11s %8.1f\n", label, t_ms, gflops,
-                   gflops / cfg->sgemm_gflops, rec_ms, st_ms, to_ms, to_r, dn_ms, dn_r, ws_mib);
+            printf("%-22s %9s %8.1f %7.2f %9s %9s %9s %9s %10s %9s %11s %8.1f\n", label, t_ms, gflops,
+                   gflops / r->sgemm_gflops, rec_ms, st_ms, stt_ms, to_ms, to_r, dn_ms, dn_r, ws_mib);
             BENCH_RECORD("rnn", label, {"time_s", r->fwd, 1}, {"gflops", gflops, 0},
-                         {"of_sgemm", gflops / cfg->sgemm_gflops, 0}, {"rec_s", r->rec, 0},
-                         {"step_gemm_s", r->steps, 0}, {"torch_s", bench_or_na(torch_t), 0},
+                         {"of_sgemm", gflops / r->sgemm_gflops, 0}, {"sgemm_gflops", r->sgemm_gflops, 0},
+                         {"rec_s", r->rec, 0},
+                         {"step_gemm_s", r->steps, 0}, {"step_gemm_t_s", r->steps_t, 0}, {"torch_s", bench_or_na(torch_t), 0},
                          {"torch_over_attn", bench_or_na(torch_t) / r->fwd, 0}, {"dnnl_s", bench_or_na(dnnl_t), 0},
                          {"dnnl_over_attn", bench_or_na(dnnl_t) / r->fwd, 0}, {"ws_mib", ws_mib, 0});
             fflush(stdout);
         }
     }
 
-    printf("\nrecurrence time DENSE / LOW_RANK r=%d (target >= 4x):", RNN_SUMMARY_RANK);
-    for (int c = 0; c < RNN_N_CELLS; c++) {
-        int q = 0;
-        while (q < RNN_N_RANKS && rnn_ranks[q] != RNN_SUMMARY_RANK) q++;
-        if (q < RNN_N_RANKS && res[c][0].rec > 0 && res[c][q].rec > 0)
+    int q = 0;
+    while (q < RNN_N_RANKS && rnn_ranks[q] != RNN_SUMMARY_RANK) q++;
+    printf("\nforward time DENSE / LOW_RANK r=%d (target for the LSTM: >= 1.6x):", RNN_SUMMARY_RANK);
+    for (int c = 0; c < RNN_N_CELLS && q < RNN_N_RANKS; c++)
+        if (res[c][0].fwd > 0 && res[c][q].fwd > 0)
+            printf(" %s %.2fx", rnn_cells[c].label, res[c][0].fwd / res[c][q].fwd);
+    printf("\nrecurrence time DENSE / LOW_RANK r=%d:", RNN_SUMMARY_RANK);
+    for (int c = 0; c < RNN_N_CELLS && q < RNN_N_RANKS; c++)
+        if (res[c][0].rec > 0 && res[c][q].rec > 0)
             printf(" %s %.2fx", rnn_cells[c].label, res[c][0].rec / res[c][q].rec);
-    }
     printf("\n");
     for (int c = 0; c < RNN_N_CELLS; c++) {
         const rnn_result *d = &res[c][0];
@@ -322,6 +352,25 @@ static int bench_rnn(const bench_config *cfg) {
                "rest (gate math, copies) %.2f ms (%.0f%%)\n",
                rnn_cells[c].label, d->in * 1e3, 100 * d->in / d->fwd, d->steps * 1e3,
                100 * d->steps / d->fwd, rest * 1e3, 100 * rest / d->fwd);
+    }
+    /* What no layout of the recurrence can beat with this BLAS: the input projection at the square
+     * sgemm rate, plus the T step products in the faster of their two shapes, with free gate math. */
+    printf("\nfloor on this BLAS = input GEMM at the sgemm rate + min(stepGEMM, stepGEMMt), gate math free "
+           "(target: libattn within 1.15x of oneDNN):\n");
+    for (int c = 0; c < RNN_N_CELLS; c++) {
+        const rnn_result *d = &res[c][0];
+        if (d->fwd <= 0) continue;
+        const double in_flops = 2.0 * (double)s.batch * (double)s.seq * (double)s.input *
+                                (double)(rnn_cells[c].gates * s.hidden);
+        const double floor = in_flops / (d->sgemm_gflops * 1e9) + (d->steps < d->steps_t ? d->steps : d->steps_t);
+        printf("  %s dense: floor %.2f ms, libattn %.2f ms (%.2fx the floor)", rnn_cells[c].label, floor * 1e3,
+               d->fwd * 1e3, d->fwd / floor);
+        if (o.dnnl[c] > 0)
+            printf(", oneDNN %.2f ms: the floor is %.2fx oneDNN's time", o.dnnl[c] * 1e3, floor / o.dnnl[c]);
+        printf("\n");
+        char name[64];
+        snprintf(name, sizeof name, "%s dense floor", rnn_cells[c].label);
+        BENCH_RECORD("rnn", name, {"floor_s", floor, 0}, {"dnnl_s", bench_or_na(o.dnnl[c]), 0});
     }
     printf("\n");
 
