@@ -208,9 +208,7 @@ static int rnn_measure(const rnn_cell_kind *k, int64_t rank, const rnn_shape *s,
     rnn_steps_ctx steps_t = steps;
     steps_t.transposed = true;
 
-    const int sn = cfg->quick ? 256 : 2048;
-    bench_sgemm_nt square = {sn, sn, sn, bench_random_floats((size_t)sn * sn, 1, 1.0f),
-                             bench_random_floats((size_t)sn * sn, 2, 1.0f), bench_random_floats((size_t)sn * sn, 3, 0.0f)};
+    bench_sgemm_nt square = bench_square_sgemm(cfg->quick);
     double square_s = 0;
 
     enum { FNS = 5 };
@@ -226,9 +224,9 @@ static int rnn_measure(const rnn_cell_kind *k, int64_t rank, const rnn_shape *s,
                 col[i] = j < FNS ? t[FNS * i + j] : t[FNS * i] - t[FNS * i + 1];
             *results[j] = bench_median(col, cfg->runs);
         }
-        r->sgemm_gflops = 2.0 * sn * (double)sn * sn / square_s * 1e-9;
+        r->sgemm_gflops = bench_sgemm_nt_gflops(&square, square_s);
     }
-    free((void *)square.a), free((void *)square.b), free(square.c);
+    bench_sgemm_nt_free(&square);
     free(t);
     free(w_ih), free(proj), free(h), free(w), free(v), free(u), free(low), free(out);
     attn_rnn_destroy(rnn);

@@ -206,9 +206,7 @@ static int att_measure_size(const att_setup *s, int i, const bench_config *cfg, 
     }
     /* Each group's rounds also time a square sgemm: the rate the group's kinds are judged against
      * was measured in the same moments (a shared machine's speed drifts within one run). */
-    const int sn = cfg->quick ? 256 : 2048;
-    bench_sgemm_nt sgemm = {sn, sn, sn, bench_random_floats((size_t)sn * sn, 1, 1.0f),
-                            bench_random_floats((size_t)sn * sn, 2, 1.0f), bench_random_floats((size_t)sn * sn, 3, 0.0f)};
+    bench_sgemm_nt sgemm = bench_square_sgemm(cfg->quick);
     for (int g = 0; g < 2 && !rc; g++) {
         if (!count[g]) continue;
         fns[g][count[g]] = bench_run_sgemm_nt;
@@ -219,7 +217,7 @@ static int att_measure_size(const att_setup *s, int i, const bench_config *cfg, 
         rc = t ? bench_time_rounds(cases, fns[g], ctxs[g], 0, runs, t) : 1;
         double *col = rc ? NULL : t + (size_t)runs * (size_t)cases;
         for (int r = 0; col && r < runs; r++) col[r] = t[r * cases + count[g]];
-        const double sgemm_gflops = col ? 2.0 * sn * (double)sn * sn / bench_median(col, runs) * 1e-9 : 0;
+        const double sgemm_gflops = col ? bench_sgemm_nt_gflops(&sgemm, bench_median(col, runs)) : 0;
         for (int j = 0; j < count[g] && col; j++) {
             for (int r = 0; r < runs; r++) col[r] = t[r * cases + j];
             att_result *r = &res[kinds[g][j]];
@@ -229,7 +227,7 @@ static int att_measure_size(const att_setup *s, int i, const bench_config *cfg, 
         }
         free(t);
     }
-    free((void *)sgemm.a), free((void *)sgemm.b), free(sgemm.c);
+    bench_sgemm_nt_free(&sgemm);
     for (int k = first; k < ATT_N_KINDS; k++) {
         if (ws[k]) res[k].ws_held = attn_workspace_size(ws[k]);
         attn_workspace_destroy(ws[k]);

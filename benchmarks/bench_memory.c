@@ -112,9 +112,10 @@ static int bench_ntm(const bench_config *cfg)
             ntm_run rd = {dense, ws, batch, steps, x, y}, rd1 = {dense, ws, batch, 1, x, y};
             ntm_run rs = {sparse, ws, batch, steps, x, y}, rs1 = {sparse, ws, batch, 1, x, y};
             sim_run rsim = {batch, slots, width, memory, keys, sim};
-            enum { FNS = 5 };
-            const bench_fn fns[FNS] = {run_ntm, run_ntm, run_ntm, run_ntm, run_similarity};
-            void *const ctxs[FNS] = {&rd, &rd1, &rs, &rs1, &rsim};
+            bench_sgemm_nt square = bench_square_sgemm(cfg->quick);
+            enum { FNS = 6 };
+            const bench_fn fns[FNS] = {run_ntm, run_ntm, run_ntm, run_ntm, run_similarity, bench_run_sgemm_nt};
+            void *const ctxs[FNS] = {&rd, &rd1, &rs, &rs1, &rsim, &square};
             const int runs = slots >= 16384 ? (cfg->runs < 3 ? cfg->runs : 3) : cfg->runs;
             double *t = calloc((size_t)runs * FNS, sizeof *t), med[FNS], col[1000];
             if (!t || bench_time_rounds(FNS, fns, ctxs, cfg->warmup, runs, t) != 0) {
@@ -137,9 +138,10 @@ static int bench_ntm(const bench_config *cfg)
                              {"dense_step_s", d, 1}, {"sparse_step_s", sp, 1}, {"dense_over_sparse", d / sp, 0},
                              {"sim_s", med[4], 0}, {"sparse_over_sim", sp / med[4], 0},
                              {"dense_init_s", med[1] - d, 0}, {"sparse_init_s", med[3] - sp, 0},
-                             {"ws_mib", ws_mib, 0});
+                             {"ws_mib", ws_mib, 0}, {"sgemm_gflops", bench_sgemm_nt_gflops(&square, med[5]), 0});
             }
             free(t), free(x), free(y), free(memory), free(keys), free(sim);
+            bench_sgemm_nt_free(&square);
         }
         attn_workspace_destroy(ws);
         attn_memrnn_destroy(dense);
@@ -211,9 +213,10 @@ static int bench_capacity_at(const bench_config *cfg, int64_t hidden, const recu
             *(f < ATTN_RNN_MAX_FACTORS ? &o.factor_sizes[f] : &o.more_factor_sizes[f - ATTN_RNN_MAX_FACTORS]) =
                 cases[c].factors[f];
         attn_rnn *rnn = NULL;
-        double t;
+        double t, sgemm;
         rnn_run r = {NULL, ws, batch, steps, x, y};
-        if (attn_rnn_create(&rnn, &o) != ATTN_OK || (r.rnn = rnn, bench_time(run_rnn, &r, cfg->warmup, cfg->runs, &t))) {
+        if (attn_rnn_create(&rnn, &o) != ATTN_OK ||
+            (r.rnn = rnn, bench_time_vs_sgemm(run_rnn, &r, cfg->warmup, cfg->runs, cfg->quick, &t, &sgemm))) {
             printf("%-28s failed: %s\n", cases[c].label, attn_last_error());
             failed = 1;
         } else {
@@ -225,7 +228,7 @@ static int bench_capacity_at(const bench_config *cfg, int64_t hidden, const recu
             char name[64];
             snprintf(name, sizeof name, "LSTM H=%lld %s", (long long)hidden, cases[c].label);
             BENCH_RECORD("memory", name, {"rec_params", (double)params, 0}, {"rec_mflop_per_step", flops / 1e6, 0},
-                         {"time_s", t, 1}, {"proj_s", proj, 0}, {"rec_s", t - proj, 0});
+                         {"time_s", t, 1}, {"proj_s", proj, 0}, {"rec_s", t - proj, 0}, {"sgemm_gflops", sgemm, 0});
         }
         attn_rnn_destroy(rnn);
     }
@@ -251,9 +254,9 @@ static int bench_ntm_capacity(const bench_config *cfg)
         attn_memrnn *ntm = make_ntm(8, 64, 64, sparse ? ATTN_MEMORY_SPARSE : ATTN_MEMORY_DENSE, 2);
         ntm_run r = {ntm, ws, batch, steps, x, y};
         attn_cost cost;
-        double t;
+        double t, sgemm;
         if (!ntm || attn_memrnn_cost(ntm, batch, steps, &cost) != ATTN_OK ||
-            bench_time(run_ntm, &r, cfg->warmup, cfg->runs, &t)) {
+            bench_time_vs_sgemm(run_ntm, &r, cfg->warmup, cfg->runs, cfg->quick, &t, &sgemm)) {
             printf("%-28s failed: %s\n", sparse ? "NTM SPARSE top_k=2" : "NTM DENSE", attn_last_error());
             failed = 1;
         } else {
@@ -261,7 +264,8 @@ static int bench_ntm_capacity(const bench_config *cfg)
                    (double)cost.flops / (double)steps / 1e6, t * 1e3);
             BENCH_RECORD("memory", sparse ? "capacity NTM SPARSE top_k=2" : "capacity NTM DENSE",
                          {"params", (double)cost.params, 0},
-                         {"mflop_per_step", (double)cost.flops / (double)steps / 1e6, 0}, {"time_s", t, 1});
+                         {"mflop_per_step", (double)cost.flops / (double)steps / 1e6, 0}, {"time_s", t, 1},
+                         {"sgemm_gflops", sgemm, 0});
         }
         attn_memrnn_destroy(ntm);
     }

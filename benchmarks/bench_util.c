@@ -99,6 +99,45 @@ double bench_sgemm_gflops(int n, int warmup, int runs) {
     double t = bench_sgemm_nt_seconds(n, n, n, warmup, runs);
     return 2.0 * n * (double)n * n / t * 1e-9;
 }
+
+bench_sgemm_nt bench_square_sgemm(int quick) {
+    const int n = quick ? 256 : 2048;
+    const size_t count = (size_t)n * (size_t)n;
+    return (bench_sgemm_nt){n, n, n, bench_random_floats(count, 1, 1.0f), bench_random_floats(count, 2, 1.0f),
+                            bench_random_floats(count, 3, 0.0f)};
+}
+
+void bench_sgemm_nt_free(bench_sgemm_nt *g) {
+    free((void *)g->a), free((void *)g->b), free(g->c);
+    g->a = g->b = g->c = NULL;
+}
+
+double bench_sgemm_nt_gflops(const bench_sgemm_nt *g, double seconds) {
+    return seconds > 0 ? 2.0 * g->m * (double)g->n * g->k / seconds * 1e-9 : 0.0;
+}
+
+int bench_time_vs_sgemm(bench_fn fn, void *ctx, int warmup, int runs, int quick, double *median_s,
+                        double *sgemm_gflops) {
+    bench_sgemm_nt square = bench_square_sgemm(quick);
+    const bench_fn fns[2] = {fn, bench_run_sgemm_nt};
+    void *const ctxs[2] = {ctx, &square};
+    double *t = malloc((size_t)runs * 3 * sizeof *t);
+    if (!t) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    int rc = bench_time_rounds(2, fns, ctxs, warmup, runs, t);
+    double *col = t + 2 * runs;
+    *median_s = *sgemm_gflops = 0.0;
+    for (int j = 0; j < 2 && !rc; j++) {
+        for (int i = 0; i < runs; i++) col[i] = t[2 * i + j];
+        const double m = bench_median(col, runs);
+        *(j ? sgemm_gflops : median_s) = j ? bench_sgemm_nt_gflops(&square, m) : m;
+    }
+    free(t);
+    bench_sgemm_nt_free(&square);
+    return rc;
+}
 #endif
 
 int bench_append_quoted(char *buf, size_t cap, const char *s) {
@@ -324,8 +363,8 @@ void bench_print_scaling(void) {
     for (int p = 0; p < rec.n_passes; p++) printf("%s%.1f", p ? " -> " : " ", rec.passes[p].sgemm_gflops);
     printf(" ==\n"
            "rows measured in every pass, libattn's times; xN = speedup over %d thread(s); sgN = sgemm's speedup, "
-           "from the sgemm\ntimed in the row's own rounds (rnn, attention) or at the pass's start (the other "
-           "groups); %%sg = xN / sgN (target >= 90%%)\n\n",
+           "from the sgemm\ntimed in the row's own rounds (the workspace group: at the pass's start); "
+           "%%sg = xN / sgN (target >= 90%%)\n\n",
            rec.passes[0].threads);
     printf("%-10s %-40s", "group", "case");
     for (int p = 0; p < rec.n_passes; p++) printf(" %6d thr ms", rec.passes[p].threads);

@@ -67,6 +67,17 @@ int bench_run_sgemm_nt(void *ctx);
 double bench_sgemm_nt_seconds(int m, int n, int k, int warmup, int runs);
 /* OpenBLAS's sgemm rate on n x n x n (GFLOP/s, median time). */
 double bench_sgemm_gflops(int n, int warmup, int runs);
+
+/* A square sgemm (2048^3; 256^3 with --quick) to time in the same rounds as a case: the rate a
+ * case is judged against is then measured in the same moments (a shared machine's speed drifts
+ * within one run). Free with bench_sgemm_nt_free. */
+bench_sgemm_nt bench_square_sgemm(int quick);
+void bench_sgemm_nt_free(bench_sgemm_nt *g);
+double bench_sgemm_nt_gflops(const bench_sgemm_nt *g, double seconds);
+/* bench_time with the square sgemm in every round: *median_s of fn, *sgemm_gflops from the
+ * sgemm's median. */
+int bench_time_vs_sgemm(bench_fn fn, void *ctx, int warmup, int runs, int quick, double *median_s,
+                        double *sgemm_gflops);
 #endif
 
 /* Runs `command` through /bin/sh with stderr merged into stdout and parses the helper protocol:
