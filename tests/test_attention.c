@@ -1121,7 +1121,7 @@ static int64_t expected_workspace(const mha_cfg *c, int64_t B, int64_t L, int64_
         const int streaming = c->memory_mode == ATTN_MEMORY_STREAMING ||
                               (c->memory_mode == ATTN_MEMORY_AUTO && rows * S * f > (8 << 20));
         const int64_t keys = streaming ? (S < 2048 ? S : 2048) : S;
-        bytes += 2 * BLOCK(S * dh, f) + BLOCK(rows * keys, f) + BLOCK(dh * rows, f) + (streaming ? 2 : 1) * BLOCK(rows, f);
+        bytes += 2 * BLOCK(S * dh, f) + BLOCK(rows * keys, f) + (streaming ? 2 : 1) * BLOCK(rows, f);
     } else if (c->kind == ATTN_MHA_LINFORMER) {
         const int64_t k = c->proj_len, rows = (65536 / k > 0 ? 65536 / k : 1) < L ? (65536 / k > 0 ? 65536 / k : 1) : L;
         bytes += 2 * BLOCK(k * E, f) + BLOCK(rows * k, f);

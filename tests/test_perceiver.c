@@ -799,7 +799,7 @@ static int64_t attend_bytes(int64_t l, int64_t s, int64_t dh)
     const int64_t mat_rows = l < 512 ? l : 512;
     const int streaming = s > ((int64_t)8 << 20) / 4 / mat_rows;
     const int64_t rows = streaming ? (l < 512 ? l : 512) : mat_rows, keys = streaming ? (s < 2048 ? s : 2048) : s;
-    return 2 * round64(4 * s * dh) + round64(4 * rows * keys) + round64(4 * dh * rows) + round64(4 * rows) +
+    return 2 * round64(4 * s * dh) + round64(4 * rows * keys) + round64(4 * rows) +
            (streaming ? round64(4 * rows) : 0);
 }
 

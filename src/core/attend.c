@@ -8,8 +8,8 @@
  * of the rows they share with the other heads, which makes both GEMMs 10-25 % faster (see
  * pack_head).
  * - MATERIALIZE: scores for a row block against all S keys, one exact max-subtracted softmax per row,
- *   then one GEMM with V. The exponentials are not normalized; the dh outputs of a row are divided by
- *   its sum instead (dh divisions instead of S multiplications).
+ *   then one GEMM with V. The exponentials are not normalized; the dh outputs of a row are scaled by
+ *   the inverse of its sum instead (dh multiplications instead of S).
  * - STREAMING: the same row block against tiles of keys, with a running max and sum per row
  *   (online softmax): when a tile raises a row's max, the row's accumulated output and sum are
  *   rescaled, and the tile's exponentials are accumulated into the output by a GEMM with beta = 1.
@@ -106,19 +106,19 @@ static float exp_row(float *x, int64_t n, int64_t width, float shift)
 }
 
 /* Folds a streaming tile's row (n visible keys of width) into the row's running max and sum,
- * rescaling the output accumulated so far (dh floats at stride `stride` from orow; NULL before the
- * first tile) when the max grows. The row becomes the tile's exponentials. A NaN max (a NaN
+ * rescaling the output accumulated so far (dh floats at orow; NULL before the first tile) when the
+ * max grows. The row becomes the tile's exponentials. A NaN max (a NaN
  * score) is taken and kept, so that the rest of the row turns NaN like a materialized one. */
 static void stream_row(float *x, int64_t n, int64_t width, const uint8_t *mask, float *max, float *sum, float *orow,
-                       int64_t stride, int64_t dh)
+                       int64_t dh)
 {
     const float tile_max = masked_max(x, n, mask);
     if (tile_max > *max || tile_max != tile_max) {
         /* exp(-inf) = 0: nothing was accumulated before the first visible key. */
         const float rescale = expf(*max - tile_max);
         *sum *= rescale;
-        for (int64_t d = 0; orow && d < dh; d++)
-            orow[d * stride] *= rescale;
+        if (orow)
+            attn__scale(orow, dh, rescale);
         *max = tile_max;
     }
     *sum += exp_row(x, n, width, tile_max == -INFINITY ? -INFINITY : *max);
@@ -133,9 +133,9 @@ typedef struct row_task {
     float *sums;   /* per row: the softmax sum (materialize), the running sum (streaming); NULL: the
                       rows are normalized into attention weights, zero-filled up to lds */
     float *maxes;  /* streaming: running maxima; NULL when materializing */
-    float *o_t;    /* streaming: the block's output so far, transposed [dh, rows] (row i at o_t + i,
-                      stride rows); NULL before the first tile */
-    int64_t rows;
+    float *o;      /* streaming: the block's output so far [rows, dh] at leading dimension ldo; NULL
+                      before the first tile */
+    int64_t ldo;
 } row_task;
 
 /* An attn_rows_fn: rows [first, end) of a row_task, run by any thread of the team. */
@@ -149,7 +149,7 @@ static void run_rows(const void *task, int64_t first, int64_t end)
         int64_t n = min64(t->keys, visible(v, t->row0 + i) - t->key0);
         n = n > 0 ? n : 0;
         if (t->maxes) {
-            stream_row(x, n, t->keys, mask, &t->maxes[i], &t->sums[i], t->o_t ? t->o_t + i : NULL, t->rows, v->h.dh);
+            stream_row(x, n, t->keys, mask, &t->maxes[i], &t->sums[i], t->o ? t->o + i * t->ldo : NULL, v->h.dh);
             continue;
         }
         const float sum = exp_row(x, n, t->keys, masked_max(x, n, mask));
@@ -182,30 +182,28 @@ static int64_t score_rows(attn_team *t, const head_view *v, int64_t row0, int64_
 {
     const int64_t cols = visible(v, row0 + rows - 1);
     score_gemm(v, row0, rows, 0, cols, scores, lds);
-    const row_task task = {v, row0, 0, cols, scores, lds, sums, NULL, NULL, rows};
+    const row_task task = {v, row0, 0, cols, scores, lds, sums, NULL, NULL, 0};
     team_run(t, &task, rows);
     return cols;
 }
 
-/* A block's product with V is formed transposed, O^T [dh, rows] = V^T P^T, which OpenBLAS threads
- * better than O = P V (the whole forward a few % faster at dh = 64, 512 rows, 2 threads). This
- * stores o rows = O^T's columns divided by the row sums (a row without visible keys has sum 0 and
- * gets zeros; a NaN sum gives NaN). */
-static void store_rows(const float *o_t, int64_t rows, int64_t dh, const float *sums, float *o, int64_t ldo)
+/* Divides the rows of a block's output o = P V by their softmax sums (a row without visible keys has
+ * sum 0 and gets zeros; a NaN sum gives NaN). */
+static void normalize_rows(float *o, int64_t ldo, int64_t rows, int64_t dh, const float *sums)
 {
-    for (int64_t i = 0; i < rows; i++) {
-        const float inv = sums[i] == 0.0f ? 0.0f : 1.0f / sums[i];
-        for (int64_t d = 0; d < dh; d++)
-            o[i * ldo + d] = o_t[d * rows + i] * inv;
-    }
+    for (int64_t i = 0; i < rows; i++)
+        attn__scale(o + i * ldo, dh, sums[i] == 0.0f ? 0.0f : 1.0f / sums[i]);
 }
 
-/* o_t [dh, rows] (+)= V^T P^T for a block's exponentials p [rows, keys] and keys key0.. of V. */
+/* o [rows, dh] (+)= P V for a block's exponentials p [rows, keys] and keys key0.. of V. Formed as
+ * it stands (M = rows, N = dh, K = keys): OpenBLAS's AVX-512 kernels run this shape 20-30 % faster
+ * than its transpose V^T P^T (M = dh, N = rows), its AVX2 kernels run both alike (dh = 64,
+ * 512 rows, 4096 keys, 2 threads). */
 static void value_gemm(const head_view *v, int64_t rows, int64_t key0, int64_t keys, const float *p, float beta,
-                       float *o_t)
+                       float *o, int64_t ldo)
 {
     const attn_head *h = &v->h;
-    attn__sgemm(true, true, h->dh, rows, keys, 1.0f, h->v + key0 * h->ldv, h->ldv, p, keys, beta, o_t, rows);
+    attn__sgemm(false, false, rows, h->dh, keys, 1.0f, p, keys, h->v + key0 * h->ldv, h->ldv, beta, o, ldo);
 }
 
 void attn__attend_materialized(int64_t tgt_len, int64_t src_len, int64_t dh, const float *q, int64_t ldq,
@@ -229,7 +227,6 @@ attn_attend_plan attn__attend_plan(int64_t tgt_len, int64_t src_len, int64_t dh,
     p.k_t = attn__plan_take(&p.ws, f, src_len, dh, 1);
     p.v = attn__plan_take(&p.ws, f, src_len, dh, 1);
     p.scores = attn__plan_take(&p.ws, f, p.rows, p.keys, 1);
-    p.o_t = attn__plan_take(&p.ws, f, dh, p.rows, 1);
     p.sums = attn__plan_take(&p.ws, f, p.rows, 1, 1);
     if (p.streaming)
         p.maxes = attn__plan_take(&p.ws, f, p.rows, 1, 1);
@@ -272,13 +269,12 @@ static void materialize_head(attn_team *t, const head_view *v, const attn_attend
                              int64_t ldo)
 {
     float *scores = (float *)(scratch + plan->scores), *sums = (float *)(scratch + plan->sums);
-    float *o_t = (float *)(scratch + plan->o_t);
     for (int64_t row0 = 0; row0 < v->h.tgt_len; row0 += plan->rows) {
         const int64_t rows = min64(plan->rows, v->h.tgt_len - row0);
         /* The block is laid out at the width its rows see, so that it stays contiguous. */
         const int64_t cols = score_rows(t, v, row0, rows, scores, visible(v, row0 + rows - 1), sums);
-        value_gemm(v, rows, 0, cols, scores, 0.0f, o_t);
-        store_rows(o_t, rows, v->h.dh, sums, o + row0 * ldo, ldo);
+        value_gemm(v, rows, 0, cols, scores, 0.0f, o + row0 * ldo, ldo);
+        normalize_rows(o + row0 * ldo, ldo, rows, v->h.dh, sums);
     }
 }
 
@@ -286,10 +282,11 @@ static void stream_head(attn_team *t, const head_view *v, const attn_attend_plan
                         int64_t ldo)
 {
     float *tile = (float *)(scratch + plan->scores), *sums = (float *)(scratch + plan->sums);
-    float *maxes = (float *)(scratch + plan->maxes), *o_t = (float *)(scratch + plan->o_t);
+    float *maxes = (float *)(scratch + plan->maxes);
     for (int64_t row0 = 0; row0 < v->h.tgt_len; row0 += plan->rows) {
         const int64_t rows = min64(plan->rows, v->h.tgt_len - row0);
         const int64_t last = visible(v, row0 + rows - 1); /* keys any row of the block sees */
+        float *block = o + row0 * ldo;
         for (int64_t i = 0; i < rows; i++) {
             maxes[i] = -INFINITY;
             sums[i] = 0.0f;
@@ -297,11 +294,11 @@ static void stream_head(attn_team *t, const head_view *v, const attn_attend_plan
         for (int64_t key0 = 0; key0 < last; key0 += plan->keys) {
             const int64_t keys = min64(plan->keys, last - key0);
             score_gemm(v, row0, rows, key0, keys, tile, keys);
-            const row_task task = {v, row0, key0, keys, tile, keys, sums, maxes, key0 ? o_t : NULL, rows};
+            const row_task task = {v, row0, key0, keys, tile, keys, sums, maxes, key0 ? block : NULL, ldo};
             team_run(t, &task, rows);
-            value_gemm(v, rows, key0, keys, tile, key0 ? 1.0f : 0.0f, o_t);
+            value_gemm(v, rows, key0, keys, tile, key0 ? 1.0f : 0.0f, block, ldo);
         }
-        store_rows(o_t, rows, v->h.dh, sums, o + row0 * ldo, ldo);
+        normalize_rows(block, ldo, rows, v->h.dh, sums);
     }
 }
 

@@ -269,7 +269,6 @@ typedef struct attn_attend_plan {
     int64_t rows, keys; /* block of query rows; keys per tile (all src_len when materializing) */
     size_t k_t, v;      /* the head's K^T [dh, src_len] and V [src_len, dh], packed */
     size_t scores;      /* rows x keys floats */
-    size_t o_t;         /* dh x rows floats: a block's output, transposed */
     size_t sums;        /* rows floats: softmax sums */
     size_t maxes;       /* rows floats: running maxima (streaming) */
 } attn_attend_plan;
