@@ -491,14 +491,15 @@ static yajl_gen_status rec_gen_all(yajl_gen g) {
         REC_GEN(rec_gen_pair_text(g, "group", s[i].row->group));
         REC_GEN(rec_gen_pair_text(g, "case", s[i].row->case_name));
         REC_GEN(rec_gen_pair_text(g, "field", s[i].key));
-        static const char *const series[] = {"threads", "seconds", "speedup", "of_sgemm"};
-        for (int k = 0; k < 4; k++) {
+        static const char *const series[] = {"threads", "seconds", "speedup", "sgemm_speedup", "of_sgemm"};
+        for (int k = 0; k < 5; k++) {
             REC_GEN(rec_gen_text(g, series[k]));
             REC_GEN(yajl_gen_array_open(g));
             for (int p = 0; p < rec.n_passes; p++)
                 REC_GEN(rec_gen_number(g, k == 0   ? rec.passes[p].threads
                                           : k == 1 ? s[i].seconds[p]
                                           : k == 2 ? s[i].seconds[0] / s[i].seconds[p]
+                                          : k == 3 ? s[i].sgemm[p] / s[i].sgemm[0]
                                                    : rec_of_sgemm(&s[i], p)));
             REC_GEN(yajl_gen_array_close(g));
         }
