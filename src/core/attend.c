@@ -107,8 +107,8 @@ static float exp_row(float *x, int64_t n, int64_t width, float shift)
 
 /* Folds a streaming tile's row (n visible keys of width) into the row's running max and sum,
  * rescaling the output accumulated so far (dh floats at orow; NULL before the first tile) when the
- * max grows. The row becomes the tile's exponentials. A NaN max (a NaN
- * score) is taken and kept, so that the rest of the row turns NaN like a materialized one. */
+ * max grows. The row becomes the tile's exponentials. A NaN max (a NaN score) is taken and kept, so
+ * that the rest of the row turns NaN like a materialized one. */
 static void stream_row(float *x, int64_t n, int64_t width, const uint8_t *mask, float *max, float *sum, float *orow,
                        int64_t dh)
 {
