@@ -274,8 +274,8 @@ static int bench_rnn(const bench_config *cfg) {
     printf("oneDNN:  %s (vanilla_rnn, vanilla_lstm, lbr_gru = PyTorch's GRU; tnc layout, weights reordered "
            "before timing)\n",
            o.dnnl_info);
-    printf("time: median of %d runs after %d warm-up; xsgemm = GFLOP/s / the GFLOP/s of a square sgemm (2048^3) "
-           "timed in the\nsame rounds (FLOPs from attn_rnn_cost);\n"
+    printf("time: median of %d runs after %d warm-up; xsgemm = GFLOP/s / the GFLOP/s of a square sgemm (2048^3; "
+           "--quick: 512^3)\ntimed in the same rounds (FLOPs from attn_rnn_cost);\n"
            "rec = forward - input-projection GEMM; stepGEMM = the T recurrent products alone in "
            "cblas_sgemm, as the\nlibrary issues them (h W^T) and transposed (W h^T: stepGEMMt);\n"
            "torch/attn and oneDNN/attn = their time / libattn's time (> 1: libattn is faster)\n\n",
@@ -324,7 +324,8 @@ static int bench_rnn(const bench_config *cfg) {
             BENCH_RECORD("rnn", label, {"time_s", r->fwd, 1}, {"gflops", gflops, 0},
                          {"of_sgemm", gflops / r->sgemm_gflops, 0}, {"sgemm_gflops", r->sgemm_gflops, 0},
                          {"rec_s", r->rec, 0},
-                         {"step_gemm_s", r->steps, 0}, {"step_gemm_t_s", r->steps_t, 0}, {"torch_s", bench_or_na(torch_t), 0},
+                         {"step_gemm_s", r->steps, 0}, {"step_gemm_t_s", r->steps_t, 0},
+                         {"torch_s", bench_or_na(torch_t), 0},
                          {"torch_over_attn", bench_or_na(torch_t) / r->fwd, 0}, {"dnnl_s", bench_or_na(dnnl_t), 0},
                          {"dnnl_over_attn", bench_or_na(dnnl_t) / r->fwd, 0}, {"ws_mib", ws_mib, 0});
             fflush(stdout);
@@ -602,7 +603,7 @@ int main(int argc, char **argv) {
     bench_record_info_number("load_average_at_start", print_load_at_start());
     double machine0 = 0, own0 = 0, machine1, own1, wall0 = bench_now();
     int have_cpu = read_cpu_seconds(&machine0, &own0) == 0;
-    const int n = cfg.quick ? 512 : 2048;
+    const int n = bench_square_size(cfg.quick);
     bench_record_info_number("sgemm_n", n);
 
     int failed = 0;

@@ -319,8 +319,9 @@ int bench_attention(const bench_config *cfg) {
            (long long)s->torch_max);
     printf("time: median of `runs` timed runs after %d warm-up (%d by default; at most %d for a case whose "
            "warm-up takes > %.0f s, PyTorch alike); the kinds of one N are timed in shared rounds;\n"
-           "GFLOP/s from attn_mha_cost flops; %%sgemm = GFLOP/s / the rate of a square sgemm (2048^3; --quick: 256^3) timed in "
-           "the same rounds; ws = attn_mha_cost workspace_bytes; torch/attn = PyTorch's time / libattn's (> 1: libattn is faster)\n\n",
+           "GFLOP/s from attn_mha_cost flops; %%sgemm = GFLOP/s / the rate of a square sgemm (2048^3; --quick: "
+           "512^3) timed in the same rounds; ws = attn_mha_cost workspace_bytes; torch/attn = PyTorch's time / "
+           "libattn's (> 1: libattn is faster)\n\n",
            cfg->warmup, cfg->runs, ATT_SLOW_RUNS, ATT_SLOW_S);
     printf("%6s  %-17s %10s %4s %8s %7s %9s %10s %4s %10s\n", "N", "kind", "time ms", "runs", "GFLOP/s", "%sgemm",
            "ws MiB", "torch ms", "runs", "torch/attn");
@@ -354,7 +355,8 @@ int bench_attention(const bench_config *cfg) {
             snprintf(name, sizeof name, "N=%lld %s", (long long)n, label);
             BENCH_RECORD("attention", name, {"n", (double)n, 0}, {"time_s", r->seconds, 1}, {"runs", r->runs, 0},
                          {"gflops", gflops, 0}, {"of_sgemm", gflops / r->sgemm_gflops, 0},
-                         {"sgemm_gflops", r->sgemm_gflops, 0}, {"ws_mib", att_mib(r->cost.workspace_bytes), 0}, {"torch_s", torch_s, 0},
+                         {"sgemm_gflops", r->sgemm_gflops, 0}, {"ws_mib", att_mib(r->cost.workspace_bytes), 0},
+                         {"torch_s", torch_s, 0},
                          {"torch_runs", torch_s > 0 ? tt.torch_runs[i] : BENCH_NA, 0},
                          {"torch_over_attn", torch_s / r->seconds, 0});
             if (r->ws_held != r->cost.workspace_bytes)

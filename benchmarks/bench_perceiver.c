@@ -1,6 +1,7 @@
 /*
  * bench_perceiver.c: attn-bench's "perceiver" group: the Perceiver (attn_perceiver) on image-sized
- * inputs, next to the rate of a sgemm timed in the same rounds and the same model in PyTorch (torch_perceiver.py, run in
+ * inputs, next to the rate of a sgemm timed in the same rounds and the same model in PyTorch
+ * (torch_perceiver.py, run in
  * its own process with torch's default thread count and with 2 intra-op threads; the faster counts),
  * and its time as the input grows from 56 x 56 to 448 x 448 positions (issue 9's benchmark).
  */

@@ -1,6 +1,7 @@
 /* bench_util.c: see bench_util.h. */
 #include "bench_util.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +101,10 @@ double bench_sgemm_gflops(int n, int warmup, int runs) {
     return 2.0 * n * (double)n * n / t * 1e-9;
 }
 
+int bench_square_size(int quick) { return quick ? 512 : 2048; }
+
 bench_sgemm_nt bench_square_sgemm(int quick) {
-    const int n = quick ? 256 : 2048;
+    const int n = bench_square_size(quick);
     const size_t count = (size_t)n * (size_t)n;
     return (bench_sgemm_nt){n, n, n, bench_random_floats(count, 1, 1.0f), bench_random_floats(count, 2, 1.0f),
                             bench_random_floats(count, 3, 0.0f)};
@@ -332,9 +335,9 @@ static rec_scaled *rec_collect_scaled(int *n) {
                 free(t);
                 continue;
             }
-            for (p = 0; p < rec.n_passes; p++)
-                if (!(sg[p] > 0)) break;
-            for (int q = 0; p < rec.n_passes && q < rec.n_passes; q++) sg[q] = rec.passes[q].sgemm_gflops;
+            bool own = true; /* every pass has the row's own sgemm */
+            for (p = 0; p < rec.n_passes; p++) own = own && sg[p] > 0;
+            for (p = 0; !own && p < rec.n_passes; p++) sg[p] = rec.passes[p].sgemm_gflops;
             out = rec_grow(out, &cap, *n + 1, sizeof *out);
             out[(*n)++] = (rec_scaled){r, r->fields[f].key, t, sg};
         }
@@ -377,7 +380,8 @@ void bench_print_scaling(void) {
     }
     printf("\n%-10s %-40s", "sgemm", "(reference)");
     for (int p = 0; p < rec.n_passes; p++) printf(" %13s", "");
-    for (int p = 1; p < rec.n_passes; p++) printf(" %7.2fx %6.2fx %6.0f%%", rec_sgemm_speedup(p), rec_sgemm_speedup(p), 100.0);
+    for (int p = 1; p < rec.n_passes; p++)
+        printf(" %7.2fx %6.2fx %6.0f%%", rec_sgemm_speedup(p), rec_sgemm_speedup(p), 100.0);
     printf("\n");
     for (int i = 0; i < n; i++) {
         char label[128];

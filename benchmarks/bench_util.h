@@ -68,7 +68,9 @@ double bench_sgemm_nt_seconds(int m, int n, int k, int warmup, int runs);
 /* OpenBLAS's sgemm rate on n x n x n (GFLOP/s, median time). */
 double bench_sgemm_gflops(int n, int warmup, int runs);
 
-/* A square sgemm (2048^3; 256^3 with --quick) to time in the same rounds as a case: the rate a
+/* The side of the square sgemm every rate is judged against: 2048, 512 with --quick. */
+int bench_square_size(int quick);
+/* A square sgemm (bench_square_size) to time in the same rounds as a case: the rate a
  * case is judged against is then measured in the same moments (a shared machine's speed drifts
  * within one run). Free with bench_sgemm_nt_free. */
 bench_sgemm_nt bench_square_sgemm(int quick);
