@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -204,6 +205,33 @@ static void test_pow_sum(void **state)
     free(y);
 }
 
+/* The NTM write of one memory row: x (1 - w e) + w a, and the new row's squared norm, for lengths
+ * around the vector widths (every tail) against double. */
+static void test_erase_add(void **state)
+{
+    (void)state;
+    float *x = malloc(N * sizeof *x), *e = malloc(N * sizeof *e), *a = malloc(N * sizeof *a);
+    float *y = malloc(N * sizeof *y);
+    fill(x, N, -2.0f, 2.0f);
+    fill(e, N, 0.0f, 1.0f);
+    fill(a, N, -1.0f, 1.0f);
+    static const int64_t lengths[] = {0, 1, 15, 16, 17, 64, 100, N};
+    for (size_t k = 0; k < sizeof lengths / sizeof *lengths; k++) {
+        const int64_t n = lengths[k];
+        const float w = 0.3f;
+        memcpy(y, x, (size_t)n * sizeof *y);
+        const float sq = attn__erase_add(y, e, a, w, n);
+        double want_sq = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double want = (double)x[i] * (1.0 - (double)w * e[i]) + (double)w * a[i];
+            want_sq += want * want;
+            assert_true(fabs(y[i] - want) <= 1e-6 * (fabs((double)x[i]) + fabs((double)a[i])));
+        }
+        assert_true(fabs(sq - want_sq) <= 1e-5 * want_sq);
+    }
+    free(x), free(e), free(a), free(y);
+}
+
 static void test_max(void **state)
 {
     (void)state;
@@ -249,7 +277,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigmoid), cmocka_unit_test(test_tanh),   cmocka_unit_test(test_relu),
-        cmocka_unit_test(test_saturation_and_nan), cmocka_unit_test(test_exp_sum), cmocka_unit_test(test_pow_sum), cmocka_unit_test(test_max),
+        cmocka_unit_test(test_saturation_and_nan), cmocka_unit_test(test_exp_sum), cmocka_unit_test(test_pow_sum), cmocka_unit_test(test_erase_add),
+        cmocka_unit_test(test_max),
         cmocka_unit_test(test_softmax), cmocka_unit_test(test_gelu), cmocka_unit_test(test_layer_norm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

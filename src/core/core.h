@@ -182,6 +182,9 @@ void attn__relu(float *x, int64_t n);
 void attn__add(float *y, const float *x, int64_t n);
 /* x[i] *= a */
 void attn__scale(float *x, int64_t n, float a);
+/* x[i] = x[i] (1 - w erase[i]) + w add[i] (an NTM write to one memory row); returns the sum of the
+ * new x[i]^2. */
+float attn__erase_add(float *x, const float *erase, const float *add, float w, int64_t n);
 /* Largest element (-INFINITY for n = 0); NaN elements are skipped, so an all-NaN x gives
  * -INFINITY too: callers for whom that matters ask attn__has_nan on that rare path. */
 float attn__max(const float *x, int64_t n);

@@ -201,6 +201,29 @@ ATTN_VECTOR_CLONES void attn__scale(float *x, int64_t n, float a)
         x[i] *= a;
 }
 
+ATTN_VECTOR_CLONES float attn__erase_add(float *x, const float *erase, const float *add, float w, int64_t n)
+{
+    lanes_f acc = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) { /* in lanes: x may alias erase and add for all gcc knows */
+        lanes_f v, e, a;
+        memcpy(&v, x + i, sizeof v);
+        memcpy(&e, erase + i, sizeof e);
+        memcpy(&a, add + i, sizeof a);
+        v = v * (1.0f - w * e) + w * a;
+        memcpy(x + i, &v, sizeof v);
+        acc += v * v;
+    }
+    float sum = 0.0f;
+    for (; i < n; i++) {
+        x[i] = x[i] * (1.0f - w * erase[i]) + w * add[i];
+        sum += x[i] * x[i];
+    }
+    for (int l = 0; l < LANES; l++)
+        sum += acc[l];
+    return sum;
+}
+
 void attn__lstm_cell(int64_t n, float *gates, float *c, float *h_out)
 {
     float *in = gates, *forget = gates + n, *cand = gates + 2 * n, *outg = gates + 3 * n;

@@ -173,7 +173,7 @@ void attn__team_stop(attn_team *t)
 
 void attn__team_run(attn_team *t, attn_rows_fn fn, const void *ctx, int64_t rows, int64_t chunk, bool share)
 {
-    share = share && t && rows > chunk;
+    share = share && t && rows > chunk && rows <= (int64_t)UINT32_MAX; /* claims hold 32-bit rows */
 #if ATTN_TEAM
     if (share && !t->tried) {
         t->tried = true;

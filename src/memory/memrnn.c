@@ -5,9 +5,10 @@
  * Shape of one step over the whole batch: the controller (one GEMM per layer and operand), one GEMM
  * per head for its parameters o = fc(c), then per head pair: the memory of each batch element
  * against the pair's two keys (read_i and write_i see the same memory) as blocked GEMVs, one pass
- * over the memory; the O(N) addressing of the batch elements shared by the thread team (SPARSE
- * also reads and writes its top_k rows there); DENSE then reads with a GEMV and writes all N rows
- * (the team again). Inverse slot norms are computed once from mem_bias and then kept up to date by
+ * over the memory; then for each batch element the O(N) addressing, the read (DENSE: a GEMV; SPARSE:
+ * its top_k rows) and the write (all N rows, or top_k). The thread team shares both: chunks of
+ * memory, then batch elements, each GEMV small enough for OpenBLAS to run it on its caller alone.
+ * Inverse slot norms are computed once from mem_bias and then kept up to date by
  * the writes, so the similarity never recomputes them. */
 #include <math.h>
 #include <stdio.h>
@@ -453,13 +454,7 @@ static void write_rows(float *mem, float *inv_norms, int64_t width, const float 
     const float *e = o_write + width + 6, *add = o_write + 2 * width + 6;
     for (int64_t j = 0; j < count; j++) {
         const int64_t row = rows ? rows[j] : j;
-        const float wi = w[row];
-        float *mr = mem + row * width, sq = 0.0f;
-        for (int64_t col = 0; col < width; col++) {
-            const float v = mr[col] * (1.0f - wi * e[col]) + wi * add[col];
-            mr[col] = v;
-            sq += v * v;
-        }
+        const float sq = attn__erase_add(mem + row * width, e, add, w[row], width);
         inv_norms[row] = 1.0f / fmaxf(sqrtf(sq), 1e-8f);
     }
 }
@@ -476,77 +471,82 @@ static void row_inv_norms(const float *mem, int64_t n, int64_t width, float *inv
 }
 
 enum {
-    SIM_CHUNK_FLOATS = 1 << 16, /* memory floats per pair of similarity GEMVs: the second finds them in cache */
-    TEAM_MIN_SLOTS = 1 << 12,   /* B * N below which waking helpers costs more than the addressing they share */
+    /* Memory floats per GEMV, below OpenBLAS's threshold for threading one (0.3.21: 9216): the team
+     * runs many such GEMVs at once, each on one thread, instead of queuing for OpenBLAS's threads.
+     * The chunks depend on N and W alone, so that an element's sums never depend on the batch. */
+    GEMV_FLOATS = 1 << 13,
+    CLAIM_FLOATS = 1 << 16, /* memory floats per claim of the team's similarity work */
+    TEAM_MIN_SLOTS = 1 << 12, /* B * N below which waking helpers costs more than the work they share */
 };
 
-/* d[0..n) = M k_read, d[n..2n) = M k_write for one batch element's memory M (n x width): a GEMV per
- * key over chunks of rows, so that the memory is read from DRAM once (one GEMM of both keys would
- * first copy all of M into BLAS's packed layout: 1.5x slower at N = 131072, W = 64). */
-static void similarity(const float *mem, int64_t n, int64_t width, const float *k_read, const float *k_write, float *d)
-{
-    const int64_t chunk = SIM_CHUNK_FLOATS / width > 0 ? SIM_CHUNK_FLOATS / width : 1;
-    for (int64_t first = 0; first < n; first += chunk) {
-        const int64_t rows = n - first < chunk ? n - first : chunk;
-        attn__sgemv(false, rows, width, 1.0f, mem + first * width, width, k_read, 0.0f, d + first);
-        attn__sgemv(false, rows, width, 1.0f, mem + first * width, width, k_write, 0.0f, d + n + first);
-    }
-}
-
-/* The addressing of head pair `pair` at step t, shared by the team one batch element at a time. */
+/* One step of head pair `pair` over the batch; the team shares its work. */
 typedef struct pair_task {
     const attn_memrnn *m;
     int64_t pair, t, seq_len;
+    int64_t chunk, chunks; /* memory rows per GEMV; chunks per batch element */
     float *mem, *inv_norms, *weights, *reads, *read_weights;
     float *dots; /* [B, 2, N]: the similarities, then addressing scratch */
     float *tmp;  /* [B, N] addressing scratch */
-    const float *heads;
+    float *heads; /* [B, heads_len]: every head's fc output; the erase's sigmoid is applied here */
     int64_t *top; /* [B, 2R, kept] (SPARSE with top_k < N), else NULL */
 } pair_task;
 
-/* Both heads' weightings of batch elements [first, end); SPARSE also reads and writes here, its
- * top_k rows; DENSE's read is a GEMV after this and its write write_pair. */
-static void address_pair(const void *ctx, int64_t first, int64_t end)
+/* Chunks [first, end) of the batch's memories (chunk j: element j / chunks) against the pair's two
+ * keys: d[0..n) = M k_read, d[n..2n) = M k_write, both GEMVs on a chunk while it is in cache, so
+ * that the memory is read from DRAM once (one GEMM of both keys would first copy all of M into
+ * BLAS's packed layout: 1.5x slower at N = 131072, W = 64). */
+static void similarity(const void *ctx, int64_t first, int64_t end)
+{
+    const pair_task *k = ctx;
+    const attn_memrnn_options *o = &k->m->opt;
+    const int64_t n = o->memory_slots, width = o->memory_width, hl = k->m->heads_len;
+    for (int64_t j = first; j < end; j++) {
+        const int64_t b = j / k->chunks, row = j % k->chunks * k->chunk;
+        const int64_t rows = n - row < k->chunk ? n - row : k->chunk;
+        const float *mem = k->mem + (b * n + row) * width, *k_read = k->heads + b * hl + k->pair * (4 * width + 12);
+        float *d = k->dots + b * 2 * n + row;
+        attn__sgemv(false, rows, width, 1.0f, mem, width, k_read, 0.0f, d);
+        attn__sgemv(false, rows, width, 1.0f, mem, width, k_read + width + 6, 0.0f, d + n);
+    }
+}
+
+/* Batch elements [first, end) of the pair after the similarity: both weightings, the read (DENSE: a
+ * GEMV; SPARSE: its top_k rows) and the write (all N rows, or top_k). */
+static void address_read_write(const void *ctx, int64_t first, int64_t end)
 {
     const pair_task *k = ctx;
     const attn_memrnn_options *o = &k->m->opt;
     const int64_t n = o->memory_slots, width = o->memory_width, r = o->num_heads, kept = k->m->kept;
     const int64_t hl = k->m->heads_len, i = k->pair;
     for (int64_t b = first; b < end; b++) {
+        float *mb = k->mem + b * n * width, *inv_norms = k->inv_norms + b * n, *rb = k->reads + (b * r + i) * width;
         float *d_read = k->dots + b * 2 * n, *d_write = d_read + n, *scratch = k->tmp + b * n;
-        const float *o_read = k->heads + b * hl + i * (4 * width + 12), *o_write = o_read + width + 6;
+        float *o_read = k->heads + b * hl + i * (4 * width + 12), *o_write = o_read + width + 6;
         float *w_read = k->weights + (b * 2 * r + 2 * i) * n, *w_write = w_read + n;
         int64_t *top_read = k->top ? k->top + (b * 2 * r + 2 * i) * kept : NULL;
         int64_t *top_write = top_read ? top_read + kept : NULL;
 
-        set_weighting(n, kept, scratch, address(n, width, o_read, d_read, k->inv_norms + b * n, w_read, scratch),
-                      w_read, top_read);
+        set_weighting(n, kept, scratch, address(n, width, o_read, d_read, inv_norms, w_read, scratch), w_read,
+                      top_read);
         if (k->read_weights)
             memcpy(k->read_weights + ((b * k->seq_len + k->t) * r + i) * n, w_read, (size_t)n * sizeof(float));
-        set_weighting(n, kept, d_read, address(n, width, o_write, d_write, k->inv_norms + b * n, w_write, d_read),
-                      w_write, top_write);
-        if (!top_read)
-            continue;
-        float *mb = k->mem + b * n * width, *rb = k->reads + (b * r + i) * width;
-        memset(rb, 0, (size_t)width * sizeof(float));
-        for (int64_t j = 0; j < kept; j++) {
-            const float wi = w_read[top_read[j]], *row = mb + top_read[j] * width;
-            for (int64_t col = 0; col < width; col++)
-                rb[col] += wi * row[col];
+        set_weighting(n, kept, d_read, address(n, width, o_write, d_write, inv_norms, w_write, d_read), w_write,
+                      top_write);
+        if (top_read) {
+            memset(rb, 0, (size_t)width * sizeof(float));
+            for (int64_t j = 0; j < kept; j++) {
+                const float wi = w_read[top_read[j]], *row = mb + top_read[j] * width;
+                for (int64_t col = 0; col < width; col++)
+                    rb[col] += wi * row[col];
+            }
+        } else {
+            for (int64_t row = 0; row < n; row += k->chunk)
+                attn__sgemv(true, n - row < k->chunk ? n - row : k->chunk, width, 1.0f, mb + row * width, width,
+                            w_read + row, row ? 1.0f : 0.0f, rb);
         }
-        write_rows(mb, k->inv_norms + b * n, width, w_write, top_write, kept, o_write);
+        attn__sigmoid(o_write + width + 6, width); /* erase vector e */
+        write_rows(mb, inv_norms, width, w_write, top_write, kept, o_write);
     }
-}
-
-/* DENSE: the write head of pair `pair` over every slot of batch elements [first, end). */
-static void write_pair(const void *ctx, int64_t first, int64_t end)
-{
-    const pair_task *k = ctx;
-    const attn_memrnn_options *o = &k->m->opt;
-    const int64_t n = o->memory_slots, width = o->memory_width, r = o->num_heads, i = k->pair;
-    for (int64_t b = first; b < end; b++)
-        write_rows(k->mem + b * n * width, k->inv_norms + b * n, width, k->weights + (b * 2 * r + 2 * i + 1) * n, NULL,
-                   n, k->heads + b * k->m->heads_len + i * (4 * width + 12) + width + 6);
 }
 
 attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, int64_t batch, int64_t seq_len,
@@ -604,7 +604,8 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
     const float *top_h = hs + (layers - 1) * batch * c;
     attn_team team = ATTN__TEAM_INIT;
     const bool share = batch > 1 && batch * n >= TEAM_MIN_SLOTS;
-
+    const int64_t chunk = GEMV_FLOATS / w > 0 ? GEMV_FLOATS / w : 1, chunks = (n + chunk - 1) / chunk;
+    const int64_t claim = CLAIM_FLOATS / (chunk * w) > 0 ? CLAIM_FLOATS / (chunk * w) : 1;
     for (int64_t t = 0; t < seq_len; t++) {
         /* Controller: input [x_t, r_{t-1}], the two column blocks of W_ih multiplied separately. */
         for (int64_t l = 0; l < layers; l++) {
@@ -623,25 +624,15 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
             fill_rows(heads + off, batch, len, hl, attn__params_cdata(p, m->t.head_b[j]));
             attn__sgemm(false, true, batch, len, c, 1.0f, top_h, c, attn__params_cdata(p, m->t.head_w[j]), c, 1.0f,
                         heads + off, hl);
-            if (j % 2)
-                for (int64_t b = 0; b < batch; b++)
-                    attn__sigmoid(heads + b * hl + off + w + 6, w); /* erase vector e */
         }
         /* Head pairs in order: read_i then write_i, both against the memory the pairs before left. */
         for (int64_t i = 0; i < r; i++) {
-            const int64_t off_read = i * (4 * w + 12), off_write = off_read + w + 6;
-            for (int64_t b = 0; b < batch; b++)
-                similarity(mem + b * n * w, n, w, heads + b * hl + off_read, heads + b * hl + off_write,
-                           dots + b * 2 * n);
-            const pair_task task = {m, i, t, seq_len, mem, inv_norms, weights, reads, read_weights, dots,
-                                    (float *)(base + plan.tmp), heads, top};
-            attn__team_run(&team, address_pair, &task, batch, 1, share);
-            if (sparse)
-                continue;
-            for (int64_t b = 0; b < batch; b++)
-                attn__sgemv(true, n, w, 1.0f, mem + b * n * w, w, weights + (b * 2 * r + 2 * i) * n, 0.0f,
-                            reads + (b * r + i) * w);
-            attn__team_run(&team, write_pair, &task, batch, 1, share);
+            const pair_task task = {.m = m, .pair = i, .t = t, .seq_len = seq_len, .chunk = chunk,
+                                    .chunks = chunks, .mem = mem, .inv_norms = inv_norms, .weights = weights,
+                                    .reads = reads, .read_weights = read_weights, .dots = dots,
+                                    .tmp = (float *)(base + plan.tmp), .heads = heads, .top = top};
+            attn__team_run(&team, similarity, &task, batch * chunks, claim, batch * n >= TEAM_MIN_SLOTS);
+            attn__team_run(&team, address_read_write, &task, batch, 1, share);
         }
         /* Output: sigmoid(fc([c, r_0 .. r_{R-1}])). */
         float *yt = y + t * out;
