@@ -201,18 +201,24 @@ static void test_rnn(void **state)
     free(x), free(h0), free(c0);
 }
 
-/* B * G * H = 32 * 4 * 256 reaches the size at which each call's cells run on a thread team. */
+/* B * G * H = 40 * 4 * 256 reaches the size at which each call's cells run on a thread team, and
+ * KRONECKER's mode products (2 x 128: the factor of 128 in 5 blocks of rows) too. */
 static void test_rnn_team(void **state)
 {
     (void)state;
-    const int64_t B = 32, T = 3, I = 8, H = 256;
-    attn_rnn *rnn = new_rnn(ATTN_CELL_LSTM, ATTN_RECURRENCE_DENSE, I, H, 1, 0, 7);
+    const int64_t B = 40, T = 3, I = 8, H = 256;
     float *x = random_floats(B * T * I, 21, 1.0);
-    rnn_ctx r = {.rnn = rnn, .batch = B, .seq = T, .input = I, .hidden = H, .dirs = 1, .dirs_layers = 1, .lstm = 1,
-                 .x = x};
-    const par_case c = {"attn_rnn_forward LSTM DENSE (thread team)", rnn_run, &r, rnn_out_floats(&r) * sizeof(float)};
-    run_parallel(&c, 2);
-    attn_rnn_destroy(rnn);
+    static const int32_t recs[] = {ATTN_RECURRENCE_DENSE, ATTN_RECURRENCE_KRONECKER};
+    static const char *names[] = {"attn_rnn_forward LSTM DENSE (thread team)",
+                                  "attn_rnn_forward LSTM KRONECKER (thread team)"};
+    for (int ri = 0; ri < COUNT_OF(recs); ri++) {
+        attn_rnn *rnn = new_rnn(ATTN_CELL_LSTM, recs[ri], I, H, 1, 0, 7);
+        rnn_ctx r = {.rnn = rnn, .batch = B, .seq = T, .input = I, .hidden = H, .dirs = 1, .dirs_layers = 1,
+                     .lstm = 1, .x = x};
+        const par_case c = {names[ri], rnn_run, &r, rnn_out_floats(&r) * sizeof(float)};
+        run_parallel(&c, 2);
+        attn_rnn_destroy(rnn);
+    }
     free(x);
 }
 

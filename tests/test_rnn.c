@@ -630,8 +630,9 @@ static attn_rnn *dense_twin(attn_rnn *rnn)
 }
 
 /* F = 1, 2, 3, 8, 9 and 10 factors (2x2 factors give H = 256, 512, 1024; from the ninth on they are
- * more_factor_sizes), uneven sizes, factors of 1; every cell, 2 layers, bidirectional. Some
- * H >= 512 cases run for LSTM only (they dominate the run time under the sanitizers). */
+ * more_factor_sizes), uneven sizes, factors of 1, a batch whose mode products the thread team shares
+ * in blocks; every cell, 2 layers, bidirectional. Some H >= 512 cases run for LSTM only (they
+ * dominate the run time under the sanitizers). */
 static void test_kronecker_equals_dense(void **state)
 {
     (void)state;
@@ -651,6 +652,7 @@ static void test_kronecker_equals_dense(void **state)
         {9, {2, 2, 2, 2, 2, 2, 2, 2, 2}, 2, 4, 0}, /* H = 512 in 2 x 2 factors: more_factor_sizes */
         {10, {2, 2, 2, 2, 2, 2, 2, 2, 2, 2}, 2, 3, 1},
         {10, {1, 2, 1, 3, 1, 1, 1, 1, 2, 2}, 2, 4, 0},
+        {2, {32, 16}, 20, 3, 1}, /* B*G*H large enough for the thread team: 32 in 2 blocks of rows */
     };
     char ctx[200];
     for (int ci = 0; ci < COUNT_OF(all_cells); ci++)
@@ -787,7 +789,7 @@ static int64_t expected_workspace(const attn_rnn_options *o, int64_t B, int64_t 
     if (o->recurrence == ATTN_RECURRENCE_LOW_RANK)
         bytes += BLOCK(B * o->rank);
     if (o->recurrence == ATTN_RECURRENCE_KRONECKER && o->num_factors >= 2)
-        bytes += BLOCK(3 * B * H);
+        bytes += BLOCK((1 + 2 * G) * B * H);
     if (o->cell == ATTN_CELL_LSTM)
         bytes += BLOCK(B * H);
     bytes += (o->num_layers - 1 < 2 ? o->num_layers - 1 : 2) * BLOCK(B * T * dirs(o) * H);

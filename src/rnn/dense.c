@@ -18,10 +18,10 @@ static int64_t dense_scratch(const attn_rnn *rnn)
     return 0;
 }
 
-static void dense_apply(const attn_rnn *rnn, const rnn_tensors *t, int64_t batch, const float *h, int64_t ldh,
-                        float beta, float *acc, int64_t ldacc, float *scratch)
+static void dense_apply(const attn_rnn *rnn, const rnn_tensors *t, attn_team *team, int64_t batch, const float *h,
+                        int64_t ldh, float beta, float *acc, int64_t ldacc, float *scratch)
 {
-    (void)scratch;
+    (void)team, (void)scratch;
     const int64_t n = rnn->opt.hidden_size;
     attn__sgemm(false, true, batch, rnn->gates * n, n, 1.0f, h, ldh, attn__params_cdata(rnn->params, t->rec[0]), n,
                 beta, acc, ldacc);

@@ -11,7 +11,11 @@
  * (p_1, ..., p_{F-1}, B, p_0). After F such GEMMs every mode is processed and back in place, with
  * the batch first: (B, p_0, ..., p_{F-1}) = the B x H result. So a step costs G * F GEMM calls
  * (M = B*H/p_f, N = K = p_f; 2*B*G*H*sum p_f FLOPs), one B x H transposition shared by the gates
- * and one pass adding each gate's result into the step's gate rows. F = 1 is the dense product. */
+ * and one pass adding each gate's result into the step's gate rows. F = 1 is the dense product.
+ *
+ * These GEMMs are too thin for OpenBLAS to thread well (a 2-core H = 512 LSTM ran no faster on two
+ * threads than on one), so the thread team shares them: the gates' chains are independent, and each
+ * GEMM is cut into blocks of rows small enough for OpenBLAS to run on the calling thread alone. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +24,11 @@
 
 enum {
     TRANSPOSE_TILE = 32,
+    /* OpenBLAS (0.3.21) runs a GEMM with M*N*K <= 2^18 on its caller alone: team threads running
+     * such blocks at once do not queue for OpenBLAS's threads. On one thread the blocks would only
+     * add calls (H = 1024, 2^10: 20 % slower), so the products stay whole there. */
+    SERIAL_GEMM_MNK = 1 << 18,
+    TEAM_MIN_FLOATS = 1 << 15, /* B * G * H below which waking helpers costs more than it saves */
     /* Adjacent factors whose sizes multiply to at most this are applied as one factor, their
      * Kronecker product. A mode product is a GEMM of inner size p that streams the B*H states
      * through memory once; for p <= 32 its time is that pass, 100-300 us at B*H = 65536 whatever p
@@ -104,15 +113,30 @@ static int64_t kron_macs(const attn_rnn *rnn)
     return rnn->gates * rnn->opt.hidden_size * sum;
 }
 
-/* F >= 2: the transposed states X and two ping-pong buffers for the rotated products, H floats
- * each per batch row. F = 1 needs none. */
-static int64_t kron_scratch(const attn_rnn *rnn) { return rnn->opt.num_factors == 1 ? 0 : 3 * rnn->opt.hidden_size; }
-
-/* x (n x batch) = h^T, h rows at stride ldh; in tiles so that both sides stay in cache. */
-static void transpose(int64_t batch, int64_t n, const float *h, int64_t ldh, float *x)
+/* F >= 2: the transposed states X and each gate's two ping-pong buffers for the rotated products,
+ * H floats each per batch row. F = 1 needs none. */
+static int64_t kron_scratch(const attn_rnn *rnn)
 {
+    return rnn->opt.num_factors == 1 ? 0 : (1 + 2 * rnn->gates) * rnn->opt.hidden_size;
+}
+
+/* x = h^T: h is batch x n, rows at stride ldh. */
+typedef struct transpose_task {
+    int64_t batch, n, ldh;
+    const float *h;
+    float *x; /* n x batch */
+} transpose_task;
+
+/* The columns of h in tiles [first, end) (TRANSPOSE_TILE wide), transposed into x in tiles so that
+ * both sides stay in cache. */
+static void transpose(const void *ctx, int64_t first, int64_t end)
+{
+    const transpose_task *k = ctx;
+    const int64_t batch = k->batch, n = k->n, ldh = k->ldh;
+    const float *h = k->h;
+    float *x = k->x;
     for (int64_t b0 = 0; b0 < batch; b0 += TRANSPOSE_TILE)
-        for (int64_t j0 = 0; j0 < n; j0 += TRANSPOSE_TILE) {
+        for (int64_t j0 = first * TRANSPOSE_TILE; j0 < n && j0 < end * TRANSPOSE_TILE; j0 += TRANSPOSE_TILE) {
             const int64_t b1 = b0 + TRANSPOSE_TILE < batch ? b0 + TRANSPOSE_TILE : batch;
             const int64_t j1 = j0 + TRANSPOSE_TILE < n ? j0 + TRANSPOSE_TILE : n;
             for (int64_t b = b0; b < b1; b++)
@@ -136,8 +160,68 @@ static void kron_grow(float *c, int64_t ldc, int64_t n, const float *k, int64_t 
         }
 }
 
-static void kron_apply(const attn_rnn *rnn, const rnn_tensors *t, int64_t batch, const float *h, int64_t ldh,
-                       float beta, float *acc, int64_t ldacc, float *scratch)
+/* One mode product of every gate: factors [f, end) as one of size p, M = rows in blocks. */
+typedef struct mode_task {
+    const attn_rnn *rnn;
+    const rnn_tensors *t;
+    int64_t f, end, p, rows, block, blocks;
+    const float *x; /* the first product's input, shared by the gates */
+    float *rotated; /* gate g's ping-pong buffers at (2g, 2g + 1) * B*H */
+    int64_t pass;
+} mode_task;
+
+/* Blocks [first, end) of the pass, block j of gate j / blocks: Z = X^T K^T on its rows. */
+static void mode_blocks(const void *ctx, int64_t first, int64_t end)
+{
+    const mode_task *k = ctx;
+    const attn_rnn_options *o = &k->rnn->opt;
+    const int64_t p = k->p, bh = k->rows * p;
+    for (int64_t j = first; j < end; j++) {
+        const int64_t g = j / k->blocks, row = j % k->blocks * k->block;
+        const int64_t rows = k->rows - row < k->block ? k->rows - row : k->block;
+        const float *kf = attn__params_cdata(k->rnn->params, k->t->rec[k->f]) + g * p * p;
+        float merged[MERGED_MAX * MERGED_MAX];
+        if (k->end > k->f + 1) { /* K_f (x) K_{f+1} (x) ..., grown from the 1 x 1 matrix 1 */
+            int64_t n = 1;
+            merged[0] = 1.0f;
+            for (int64_t m = k->f; m < k->end; m++) {
+                const int64_t q = attn__rnn_factor(o, m);
+                kron_grow(merged, p, n, attn__params_cdata(k->rnn->params, k->t->rec[m]) + g * q * q, q);
+                n *= q;
+            }
+            kf = merged;
+        }
+        const float *src = k->pass ? k->rotated + (2 * g + (k->pass - 1) % 2) * bh : k->x;
+        float *dst = k->rotated + (2 * g + k->pass % 2) * bh;
+        attn__sgemm(true, true, rows, p, p, 1.0f, src + row, k->rows, kf, p, 0.0f, dst + row * p, p);
+    }
+}
+
+/* acc rows [first, end) += (or =, beta = 0) every gate's result. */
+typedef struct gather_task {
+    int64_t n, gates, ldacc;
+    float beta;
+    const float *results; /* gate g's B x H result at g * 2 * B*H */
+    int64_t stride;       /* 2 * B*H */
+    float *acc;
+} gather_task;
+
+static void gather_gates(const void *ctx, int64_t first, int64_t end)
+{
+    const gather_task *k = ctx;
+    for (int64_t b = first; b < end; b++)
+        for (int64_t g = 0; g < k->gates; g++) {
+            float *out = k->acc + b * k->ldacc + g * k->n;
+            const float *src = k->results + g * k->stride + b * k->n;
+            if (k->beta == 0.0f)
+                memcpy(out, src, (size_t)k->n * sizeof *out);
+            else
+                attn__add(out, src, k->n);
+        }
+}
+
+static void kron_apply(const attn_rnn *rnn, const rnn_tensors *t, attn_team *team, int64_t batch, const float *h,
+                       int64_t ldh, float beta, float *acc, int64_t ldacc, float *scratch)
 {
     const attn_rnn_options *o = &rnn->opt;
     const int64_t n = o->hidden_size, nf = o->num_factors;
@@ -147,37 +231,20 @@ static void kron_apply(const attn_rnn *rnn, const rnn_tensors *t, int64_t batch,
         return;
     }
     const int64_t bh = batch * n;
-    float *x = scratch, *rotated[2] = {scratch + bh, scratch + 2 * bh};
-    transpose(batch, n, h, ldh, x);
-    for (int64_t g = 0; g < rnn->gates; g++) {
-        const float *src = x;
-        for (int64_t f = 0, end, pass = 0; f < nf; f = end, pass++) {
-            const int64_t p = merged_group(o, f, &end), rows = bh / p;
-            const float *k = attn__params_cdata(rnn->params, t->rec[f]) + g * p * p;
-            float merged[MERGED_MAX * MERGED_MAX];
-            if (end > f + 1) { /* K_f (x) K_{f+1} (x) ..., grown from the 1 x 1 matrix 1 */
-                int64_t n = 1;
-                merged[0] = 1.0f;
-                for (int64_t m = f; m < end; m++) {
-                    const int64_t q = attn__rnn_factor(o, m);
-                    const float *km = attn__params_cdata(rnn->params, t->rec[m]) + g * q * q;
-                    kron_grow(merged, p, n, km, q);
-                    n *= q;
-                }
-                k = merged;
-            }
-            attn__sgemm(true, true, rows, p, p, 1.0f, src, rows, k, p, 0.0f, rotated[pass % 2], p);
-            src = rotated[pass % 2];
-        }
-        /* src is now W_g h as B x H rows; beta is 0 (GRU's separate product) or 1 (accumulate). */
-        for (int64_t b = 0; b < batch; b++) {
-            float *out = acc + b * ldacc + g * n;
-            if (beta == 0.0f)
-                memcpy(out, src + b * n, (size_t)n * sizeof *out);
-            else
-                attn__add(out, src + b * n, n);
-        }
+    const bool share = bh * rnn->gates >= TEAM_MIN_FLOATS && attn__blas_threads() > 1;
+    float *x = scratch, *rotated = scratch + bh;
+    const transpose_task tr = {batch, n, ldh, h, x};
+    attn__team_run(team, transpose, &tr, (n + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, 1, share);
+    int64_t pass = 0;
+    for (int64_t f = 0, end; f < nf; f = end, pass++) {
+        const int64_t p = merged_group(o, f, &end), rows = bh / p;
+        const int64_t block = !share ? rows : SERIAL_GEMM_MNK / (p * p) > 0 ? SERIAL_GEMM_MNK / (p * p) : 1;
+        const mode_task task = {rnn, t, f, end, p, rows, block, (rows + block - 1) / block, x, rotated, pass};
+        attn__team_run(team, mode_blocks, &task, rnn->gates * task.blocks, 1, share);
     }
+    /* Each gate's W_g h is now B x H rows in its last buffer. */
+    const gather_task gather = {n, rnn->gates, ldacc, beta, rotated + (pass - 1) % 2 * bh, 2 * bh, acc};
+    attn__team_run(team, gather_gates, &gather, batch, 4, share);
 }
 
 static void kron_matrix(const attn_rnn *rnn, const rnn_tensors *t, float *out)

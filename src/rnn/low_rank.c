@@ -33,9 +33,10 @@ static int64_t low_rank_macs(const attn_rnn *rnn)
 /* V h of one step: rank floats per batch row. */
 static int64_t low_rank_scratch(const attn_rnn *rnn) { return rnn->opt.rank; }
 
-static void low_rank_apply(const attn_rnn *rnn, const rnn_tensors *t, int64_t batch, const float *h, int64_t ldh,
-                           float beta, float *acc, int64_t ldacc, float *scratch)
+static void low_rank_apply(const attn_rnn *rnn, const rnn_tensors *t, attn_team *team, int64_t batch,
+                           const float *h, int64_t ldh, float beta, float *acc, int64_t ldacc, float *scratch)
 {
+    (void)team;
     const int64_t n = rnn->opt.hidden_size, r = rnn->opt.rank;
     attn__sgemm(false, true, batch, r, n, 1.0f, h, ldh, attn__params_cdata(rnn->params, t->rec[1]), n, 0.0f, scratch,
                 r);

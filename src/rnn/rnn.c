@@ -369,7 +369,7 @@ static void run_direction(const attn_rnn *rnn, const rnn_plan *plan, char *ws, a
         float *acc = gru ? rec : step_proj;
         const int64_t acc_ld = gru ? gh : seq_len * gh;
         if (h_prev)
-            rnn->rec->apply(rnn, t, batch, h_prev, h_prev_ld, gru ? 0.0f : 1.0f, acc, acc_ld, scratch);
+            rnn->rec->apply(rnn, t, team, batch, h_prev, h_prev_ld, gru ? 0.0f : 1.0f, acc, acc_ld, scratch);
         else if (gru)
             memset(rec, 0, (size_t)(batch * gh) * sizeof(float));
         float *h_step = out + step * out_width + dir * h;

@@ -48,9 +48,10 @@ struct rnn_recurrence {
     /* Scratch floats of one apply per batch row (0: none). */
     int64_t (*scratch)(const attn_rnn *rnn);
     /* acc[b, 0 .. G*H) = beta * acc[b, .] + R(h[b, .]) for b < batch; rows of h at stride ldh, of acc
-     * at ldacc; scratch holds batch * scratch() floats. One BLAS call or a few over the whole batch. */
-    void (*apply)(const attn_rnn *rnn, const rnn_tensors *t, int64_t batch, const float *h, int64_t ldh,
-                  float beta, float *acc, int64_t ldacc, float *scratch);
+     * at ldacc; scratch holds batch * scratch() floats. One BLAS call or a few over the whole batch;
+     * products too small for BLAS's threads may be shared with `team`. */
+    void (*apply)(const attn_rnn *rnn, const rnn_tensors *t, attn_team *team, int64_t batch, const float *h,
+                  int64_t ldh, float beta, float *acc, int64_t ldacc, float *scratch);
     /* out [G*H, H]: the effective recurrent matrix, gate blocks in PyTorch's row order. */
     void (*matrix)(const attn_rnn *rnn, const rnn_tensors *t, float *out);
 };
