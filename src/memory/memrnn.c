@@ -475,8 +475,12 @@ enum {
      * runs many such GEMVs at once, each on one thread, instead of queuing for OpenBLAS's threads.
      * The chunks depend on N and W alone, so that an element's sums never depend on the batch. */
     GEMV_FLOATS = 1 << 13,
-    CLAIM_FLOATS = 1 << 16, /* memory floats per claim of the team's similarity work */
-    TEAM_MIN_SLOTS = 1 << 12, /* B * N below which waking helpers costs more than the work they share */
+    CLAIM_FLOATS = 1 << 14, /* memory floats per claim of the team's similarity work */
+    /* The work of a step, counted in floats of memory streamed: N * W per batch element, plus what
+     * its few BLAS calls and the addressing's set-up cost whatever N (a memory of 8 x 64 spends most
+     * of its step there). Below TEAM_MIN_FLOATS waking helpers costs more than the work they share. */
+    ELEMENT_FLOATS = 1 << 12,
+    TEAM_MIN_FLOATS = 1 << 18,
 };
 
 /* One step of head pair `pair` over the batch; the team shares its work. */
@@ -603,9 +607,10 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
     }
     const float *top_h = hs + (layers - 1) * batch * c;
     attn_team team = ATTN__TEAM_INIT;
-    const bool share = batch > 1 && batch * n >= TEAM_MIN_SLOTS;
+    const bool share = (double)batch * (double)(n * w + ELEMENT_FLOATS) >= TEAM_MIN_FLOATS;
     const int64_t chunk = GEMV_FLOATS / w > 0 ? GEMV_FLOATS / w : 1, chunks = (n + chunk - 1) / chunk;
-    const int64_t claim = CLAIM_FLOATS / (chunk * w) > 0 ? CLAIM_FLOATS / (chunk * w) : 1;
+    const int64_t job_floats = (chunk < n ? chunk : n) * w; /* memory of one similarity job */
+    const int64_t claim = CLAIM_FLOATS / job_floats > 0 ? CLAIM_FLOATS / job_floats : 1;
     for (int64_t t = 0; t < seq_len; t++) {
         /* Controller: input [x_t, r_{t-1}], the two column blocks of W_ih multiplied separately. */
         for (int64_t l = 0; l < layers; l++) {
@@ -631,7 +636,7 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
                                     .chunks = chunks, .mem = mem, .inv_norms = inv_norms, .weights = weights,
                                     .reads = reads, .read_weights = read_weights, .dots = dots,
                                     .tmp = (float *)(base + plan.tmp), .heads = heads, .top = top};
-            attn__team_run(&team, similarity, &task, batch * chunks, claim, batch * n >= TEAM_MIN_SLOTS);
+            attn__team_run(&team, similarity, &task, batch * chunks, claim, share);
             attn__team_run(&team, address_read_write, &task, batch, 1, share);
         }
         /* Output: sigmoid(fc([c, r_0 .. r_{R-1}])). */
