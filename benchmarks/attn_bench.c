@@ -353,23 +353,32 @@ static int bench_rnn(const bench_config *cfg) {
                100 * d->steps / d->fwd, rest * 1e3, 100 * rest / d->fwd);
     }
     /* What no layout of the recurrence can beat with this BLAS: the input projection at the square
-     * sgemm rate, plus the T step products in the faster of their two shapes, with free gate math. */
+     * sgemm rate, plus the T step products in the faster of their two shapes, with free gate math.
+     * And what the rest costs at the least: LOW_RANK r = 1 does all a dense step does besides its
+     * product (the gate math over the projection's rows, the helpers' wake-ups) around two products
+     * of almost no FLOPs, so its recurrence time minus those products is that rest. */
     printf("\nfloor on this BLAS = input GEMM at the sgemm rate + min(stepGEMM, stepGEMMt), gate math free "
-           "(target: libattn within 1.15x of oneDNN):\n");
+           "(target: libattn within 1.15x of oneDNN);\nrest at r=1 = LOW_RANK r=1's rec - its stepGEMM: "
+           "the gate math and synchronization every layout pays:\n");
     for (int c = 0; c < RNN_N_CELLS; c++) {
         const rnn_result *d = &res[c][0];
         if (d->fwd <= 0) continue;
+        rnn_result one;
+        memset(&one, 0, sizeof one);
+        const double rest = rnn_measure(&rnn_cells[c], 1, &s, cfg, x, y, ws, &one) ? 0 : one.rec - one.steps;
         const double in_flops = 2.0 * (double)s.batch * (double)s.seq * (double)s.input *
                                 (double)(rnn_cells[c].gates * s.hidden);
         const double floor = in_flops / (d->sgemm_gflops * 1e9) + (d->steps < d->steps_t ? d->steps : d->steps_t);
-        printf("  %s dense: floor %.2f ms, libattn %.2f ms (%.2fx the floor)", rnn_cells[c].label, floor * 1e3,
-               d->fwd * 1e3, d->fwd / floor);
+        printf("  %s dense: floor %.2f ms, libattn %.2f ms (%.2fx the floor), rest at r=1 %.2f ms",
+               rnn_cells[c].label, floor * 1e3, d->fwd * 1e3, d->fwd / floor, rest * 1e3);
         if (o.dnnl[c] > 0)
-            printf(", oneDNN %.2f ms: the floor is %.2fx oneDNN's time", o.dnnl[c] * 1e3, floor / o.dnnl[c]);
+            printf(", oneDNN %.2f ms: the floor is %.2fx oneDNN's time, floor + rest %.2fx", o.dnnl[c] * 1e3,
+                   floor / o.dnnl[c], (floor + rest) / o.dnnl[c]);
         printf("\n");
         char name[64];
         snprintf(name, sizeof name, "%s dense floor", rnn_cells[c].label);
-        BENCH_RECORD("rnn", name, {"floor_s", floor, 0}, {"dnnl_s", bench_or_na(o.dnnl[c]), 0});
+        BENCH_RECORD("rnn", name, {"floor_s", floor, 0}, {"rest_r1_s", bench_or_na(rest), 0},
+                     {"dnnl_s", bench_or_na(o.dnnl[c]), 0});
     }
     printf("\n");
 
