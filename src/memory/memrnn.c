@@ -52,7 +52,31 @@ typedef struct mem_plan {
     size_t dots;    /* [B, 2, N]: memory rows against a pair's two keys, then addressing scratch */
     size_t tmp;     /* [B, N] addressing scratch */
     size_t top;     /* [B, 2R, kept] int64: each head's kept slots (SPARSE with top_k < N only) */
+    size_t partial_reads; /* [B, chunks, W]: DENSE's read chunk by chunk (DENSE only) */
 } mem_plan;
+
+enum {
+    /* Memory floats per GEMV, below OpenBLAS's threshold for threading one (0.3.21: 9216): the team
+     * runs many such GEMVs at once, each on one thread, instead of queuing for OpenBLAS's threads.
+     * The chunks depend on N and W alone, so that an element's sums never depend on the batch. */
+    GEMV_FLOATS = 1 << 13,
+    CLAIM_FLOATS = 1 << 14, /* memory floats per claim of the team's similarity work */
+    /* The work of a step, counted in floats of memory streamed: N * W per batch element, plus what
+     * its few BLAS calls and the addressing's set-up cost whatever N (a memory of 8 x 64 spends most
+     * of its step there). Below TEAM_MIN_FLOATS waking helpers costs more than the work they share. */
+    ELEMENT_FLOATS = 1 << 12,
+    TEAM_MIN_FLOATS = 1 << 18,
+};
+
+/* Memory rows per GEMV, and such chunks per batch element. */
+static int64_t chunk_rows(const attn_memrnn_options *o)
+{
+    return GEMV_FLOATS / o->memory_width > 0 ? GEMV_FLOATS / o->memory_width : 1;
+}
+static int64_t chunks_per_element(const attn_memrnn_options *o)
+{
+    return (o->memory_slots + chunk_rows(o) - 1) / chunk_rows(o);
+}
 
 attn_status attn_memrnn_options_init(attn_memrnn_options *options)
 {
@@ -236,6 +260,8 @@ static mem_plan make_plan(const attn_memrnn *m, int64_t batch)
     p.tmp = attn__plan_take(&p.ws, f, batch, n, 1);
     if (m->kept < n)
         p.top = attn__plan_take(&p.ws, sizeof(int64_t), batch, 2 * o->num_heads, m->kept);
+    else
+        p.partial_reads = attn__plan_take(&p.ws, f, batch, chunks_per_element(o), o->memory_width);
     return p;
 }
 
@@ -470,18 +496,6 @@ static void row_inv_norms(const float *mem, int64_t n, int64_t width, float *inv
     }
 }
 
-enum {
-    /* Memory floats per GEMV, below OpenBLAS's threshold for threading one (0.3.21: 9216): the team
-     * runs many such GEMVs at once, each on one thread, instead of queuing for OpenBLAS's threads.
-     * The chunks depend on N and W alone, so that an element's sums never depend on the batch. */
-    GEMV_FLOATS = 1 << 13,
-    CLAIM_FLOATS = 1 << 14, /* memory floats per claim of the team's similarity work */
-    /* The work of a step, counted in floats of memory streamed: N * W per batch element, plus what
-     * its few BLAS calls and the addressing's set-up cost whatever N (a memory of 8 x 64 spends most
-     * of its step there). Below TEAM_MIN_FLOATS waking helpers costs more than the work they share. */
-    ELEMENT_FLOATS = 1 << 12,
-    TEAM_MIN_FLOATS = 1 << 18,
-};
 
 /* One step of head pair `pair` over the batch; the team shares its work. */
 typedef struct pair_task {
@@ -493,6 +507,7 @@ typedef struct pair_task {
     float *tmp;  /* [B, N] addressing scratch */
     float *heads; /* [B, heads_len]: every head's fc output; the erase's sigmoid is applied here */
     int64_t *top; /* [B, 2R, kept] (SPARSE with top_k < N), else NULL */
+    float *partial_reads; /* [B, chunks, W]: DENSE's read, chunk by chunk */
 } pair_task;
 
 /* Chunks [first, end) of the batch's memories (chunk j: element j / chunks) against the pair's two
@@ -514,9 +529,9 @@ static void similarity(const void *ctx, int64_t first, int64_t end)
     }
 }
 
-/* Batch elements [first, end) of the pair after the similarity: both weightings, the read (DENSE: a
- * GEMV; SPARSE: its top_k rows) and the write (all N rows, or top_k). */
-static void address_read_write(const void *ctx, int64_t first, int64_t end)
+/* Batch elements [first, end) of the pair after the similarity: both weightings; SPARSE also reads
+ * and writes its top_k rows. */
+static void address_pair(const void *ctx, int64_t first, int64_t end)
 {
     const pair_task *k = ctx;
     const attn_memrnn_options *o = &k->m->opt;
@@ -536,20 +551,35 @@ static void address_read_write(const void *ctx, int64_t first, int64_t end)
             memcpy(k->read_weights + ((b * k->seq_len + k->t) * r + i) * n, w_read, (size_t)n * sizeof(float));
         set_weighting(n, kept, d_read, address(n, width, o_write, d_write, inv_norms, w_write, d_read), w_write,
                       top_write);
-        if (top_read) {
-            memset(rb, 0, (size_t)width * sizeof(float));
-            for (int64_t j = 0; j < kept; j++) {
-                const float wi = w_read[top_read[j]], *row = mb + top_read[j] * width;
-                for (int64_t col = 0; col < width; col++)
-                    rb[col] += wi * row[col];
-            }
-        } else {
-            for (int64_t row = 0; row < n; row += k->chunk)
-                attn__sgemv(true, n - row < k->chunk ? n - row : k->chunk, width, 1.0f, mb + row * width, width,
-                            w_read + row, row ? 1.0f : 0.0f, rb);
-        }
         attn__sigmoid(o_write + width + 6, width); /* erase vector e */
+        if (!top_read)
+            continue;
+        memset(rb, 0, (size_t)width * sizeof(float));
+        for (int64_t j = 0; j < kept; j++) {
+            const float wi = w_read[top_read[j]], *row = mb + top_read[j] * width;
+            for (int64_t col = 0; col < width; col++)
+                rb[col] += wi * row[col];
+        }
         write_rows(mb, inv_norms, width, w_write, top_write, kept, o_write);
+    }
+}
+
+/* DENSE: chunks [first, end) of the batch's memories after the addressing: the chunk's share of the
+ * read, M^T w_read over its rows, into partial_reads, then the write of those rows (which the read
+ * has seen before it, as the whole read would). */
+static void read_write_chunks(const void *ctx, int64_t first, int64_t end)
+{
+    const pair_task *k = ctx;
+    const attn_memrnn_options *o = &k->m->opt;
+    const int64_t n = o->memory_slots, width = o->memory_width, r = o->num_heads, i = k->pair;
+    for (int64_t j = first; j < end; j++) {
+        const int64_t b = j / k->chunks, row = j % k->chunks * k->chunk;
+        const int64_t rows = n - row < k->chunk ? n - row : k->chunk;
+        float *mem = k->mem + (b * n + row) * width;
+        const float *w_read = k->weights + (b * 2 * r + 2 * i) * n + row, *w_write = w_read + n;
+        attn__sgemv(true, rows, width, 1.0f, mem, width, w_read, 0.0f, k->partial_reads + j * width);
+        write_rows(mem, k->inv_norms + b * n + row, width, w_write, NULL, rows,
+                   k->heads + b * k->m->heads_len + i * (4 * width + 12) + width + 6);
     }
 }
 
@@ -587,6 +617,7 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
     float *gates = (float *)(base + plan.gates), *reads = (float *)(base + plan.reads);
     float *heads = (float *)(base + plan.heads), *dots = (float *)(base + plan.dots);
     int64_t *top = sparse ? (int64_t *)(base + plan.top) : NULL;
+    float *partial_reads = sparse ? NULL : (float *)(base + plan.partial_reads);
 
     /* Initial state: every head's weighting 0 (SPARSE: its kept slots any k of those zeros). */
     const float *mem_bias = attn__params_cdata(p, m->t.mem_bias);
@@ -608,9 +639,11 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
     const float *top_h = hs + (layers - 1) * batch * c;
     attn_team team = ATTN__TEAM_INIT;
     const bool share = (double)batch * (double)(n * w + ELEMENT_FLOATS) >= TEAM_MIN_FLOATS;
-    const int64_t chunk = GEMV_FLOATS / w > 0 ? GEMV_FLOATS / w : 1, chunks = (n + chunk - 1) / chunk;
-    const int64_t job_floats = (chunk < n ? chunk : n) * w; /* memory of one similarity job */
-    const int64_t claim = CLAIM_FLOATS / job_floats > 0 ? CLAIM_FLOATS / job_floats : 1;
+    const int64_t chunk = chunk_rows(o), chunks = chunks_per_element(o);
+    /* Blocks claimed a whole batch element at a time (one thread keeps an element's memory in its
+     * cache from the similarity to the write), except at B = 1, where the element is all there is. */
+    const int64_t job_floats = (chunk < n ? chunk : n) * w;
+    const int64_t claim = batch > 1 ? chunks : CLAIM_FLOATS / job_floats > 0 ? CLAIM_FLOATS / job_floats : 1;
     for (int64_t t = 0; t < seq_len; t++) {
         /* Controller: input [x_t, r_{t-1}], the two column blocks of W_ih multiplied separately. */
         for (int64_t l = 0; l < layers; l++) {
@@ -635,9 +668,19 @@ attn_status attn_memrnn_forward(const attn_memrnn *memrnn, attn_workspace *ws, i
             const pair_task task = {.m = m, .pair = i, .t = t, .seq_len = seq_len, .chunk = chunk,
                                     .chunks = chunks, .mem = mem, .inv_norms = inv_norms, .weights = weights,
                                     .reads = reads, .read_weights = read_weights, .dots = dots,
-                                    .tmp = (float *)(base + plan.tmp), .heads = heads, .top = top};
+                                    .tmp = (float *)(base + plan.tmp), .heads = heads, .top = top,
+                                    .partial_reads = partial_reads};
             attn__team_run(&team, similarity, &task, batch * chunks, claim, share);
-            attn__team_run(&team, address_read_write, &task, batch, 1, share);
+            attn__team_run(&team, address_pair, &task, batch, 1, share);
+            if (sparse)
+                continue;
+            attn__team_run(&team, read_write_chunks, &task, batch * chunks, claim, share);
+            for (int64_t b = 0; b < batch; b++) { /* the chunks' reads summed in order */
+                float *rb = reads + (b * r + i) * w;
+                memcpy(rb, partial_reads + b * chunks * w, (size_t)w * f);
+                for (int64_t j = 1; j < chunks; j++)
+                    attn__add(rb, partial_reads + (b * chunks + j) * w, w);
+            }
         }
         /* Output: sigmoid(fc([c, r_0 .. r_{R-1}])). */
         float *yt = y + t * out;
