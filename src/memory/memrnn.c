@@ -5,11 +5,11 @@
  * Shape of one step over the whole batch: the controller (one GEMM per layer and operand), one GEMM
  * per head for its parameters o = fc(c), then per head pair: the memory of each batch element
  * against the pair's two keys (read_i and write_i see the same memory) as blocked GEMVs, one pass
- * over the memory; then for each batch element the O(N) addressing, the read (DENSE: a GEMV; SPARSE:
- * its top_k rows) and the write (all N rows, or top_k). The thread team shares both: chunks of
- * memory, then batch elements, each GEMV small enough for OpenBLAS to run it on its caller alone.
- * Inverse slot norms are computed once from mem_bias and then kept up to date by
- * the writes, so the similarity never recomputes them. */
+ * over the memory; then for each batch element the O(N) addressing (SPARSE also reads and writes its
+ * top_k rows there); DENSE then reads and writes all N rows, block by block. The thread team shares
+ * the blocks and the batch elements; each GEMV is small enough for OpenBLAS to run it on its caller
+ * alone. Inverse slot norms are computed once from mem_bias and then kept up to date by the writes,
+ * so the similarity never recomputes them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +60,7 @@ enum {
      * runs many such GEMVs at once, each on one thread, instead of queuing for OpenBLAS's threads.
      * The chunks depend on N and W alone, so that an element's sums never depend on the batch. */
     GEMV_FLOATS = 1 << 13,
-    CLAIM_FLOATS = 1 << 14, /* memory floats per claim of the team's similarity work */
+    CLAIM_FLOATS = 1 << 14, /* memory floats per claim of blocks, at B = 1 */
     /* The work of a step, counted in floats of memory streamed: N * W per batch element, plus what
      * its few BLAS calls and the addressing's set-up cost whatever N (a memory of 8 x 64 spends most
      * of its step there). Below TEAM_MIN_FLOATS waking helpers costs more than the work they share. */
@@ -495,7 +495,6 @@ static void row_inv_norms(const float *mem, int64_t n, int64_t width, float *inv
         inv_norms[i] = 1.0f / fmaxf(sqrtf(s), 1e-8f);
     }
 }
-
 
 /* One step of head pair `pair` over the batch; the team shares its work. */
 typedef struct pair_task {
