@@ -341,8 +341,10 @@ static void test_memrnn(void **state)
     } cases[] = {
         {"attn_memrnn_forward DENSE", ATTN_MEMORY_DENSE, 0, 2, 6, 5, 2, ITERATIONS},
         {"attn_memrnn_forward SPARSE top_k 2", ATTN_MEMORY_SPARSE, 2, 2, 6, 5, 2, ITERATIONS},
-        /* B * N = 2 * 2048 reaches the size at which the addressing runs on a thread team */
-        {"attn_memrnn_forward DENSE (thread team)", ATTN_MEMORY_DENSE, 0, 2, 2048, 4, 1, 2},
+        /* B (N W + 4096) >= 2^18 floats: the step runs on a thread team, by batch element (B = 2) and
+         * by blocks of 128 memory rows (B = 1) */
+        {"attn_memrnn_forward DENSE (thread team, B = 2)", ATTN_MEMORY_DENSE, 0, 2, 2048, 64, 1, 2},
+        {"attn_memrnn_forward DENSE (thread team, B = 1)", ATTN_MEMORY_DENSE, 0, 1, 4096, 64, 1, 2},
     };
     const int64_t in = 4, out = 3, T = 3;
     for (int k = 0; k < COUNT_OF(cases); k++) {
