@@ -1,7 +1,8 @@
 /*
  * ab.c: attn-ab, an A/B timer for two builds of libattn in one process (not installed).
  *
- *   attn-ab [--runs N] OLD/libattn.so NEW/libattn.so [GROUP...]     groups: lstm kronecker ntm
+ *   attn-ab [--runs N] OLD/libattn.so NEW/libattn.so [GROUP...]
+ *   groups: lstm lowrank kronecker ntm attention (default: all)
  *
  * On machines whose speed drifts within minutes (sgemm has moved 2x within one run here), two
  * builds timed in separate processes, or one and two threads timed in separate passes, compare
@@ -18,6 +19,7 @@
 
 #include <cblas.h>
 
+#include "attn/attention.h"
 #include "attn/memory.h"
 #include "attn/rnn.h"
 #include "bench_util.h"
@@ -38,6 +40,10 @@ typedef struct build {
     attn_status (*memrnn_create)(attn_memrnn **, const attn_memrnn_options *);
     attn_status (*memrnn_forward)(const attn_memrnn *, attn_workspace *, int64_t, int64_t, const float *, float *,
                                   float *, float *);
+    attn_status (*mha_options_init)(attn_mha_options *);
+    attn_status (*mha_create)(attn_mha **, const attn_mha_options *);
+    attn_status (*mha_forward)(const attn_mha *, attn_workspace *, int64_t, int64_t, int64_t, const float *,
+                               const float *, const float *, const uint8_t *, float *);
 } build;
 
 static int load(build *b, const char *path)
@@ -60,35 +66,64 @@ static int load(build *b, const char *path)
     RESOLVE(memrnn_options_init, "attn_memrnn_options_init")
     RESOLVE(memrnn_create, "attn_memrnn_create")
     RESOLVE(memrnn_forward, "attn_memrnn_forward")
+    RESOLVE(mha_options_init, "attn_mha_options_init")
+    RESOLVE(mha_create, "attn_mha_create")
+    RESOLVE(mha_forward, "attn_mha_forward")
 #undef RESOLVE
     return 0;
 }
 
-/* One case: an LSTM (DENSE or KRONECKER with `factors`, 0-terminated) or an NTM (W = 64, I = O = 8). */
+/* One case: a recurrent network (input 64, dense, LOW_RANK with `rank`, or KRONECKER with `factors`,
+ * 0-terminated), an NTM (W = 64, I = O = 8) or self-attention (B = 1, E = 512, 8 heads). */
+typedef enum { AB_RNN, AB_NTM, AB_MHA } ab_family;
 typedef struct ab_case {
     const char *group, *name;
-    int64_t batch, steps;
-    int64_t hidden, factors[12];    /* lstm, kronecker: H = the product of the factors */
-    int64_t slots, controller;      /* ntm */
+    ab_family family;
+    int64_t batch, steps;              /* rnn, ntm; mha: steps = the sequence length N */
+    int32_t cell;                      /* rnn */
+    int64_t hidden, rank, factors[12]; /* rnn: KRONECKER's H = the product of the factors */
+    int64_t slots, controller;         /* ntm */
+    int32_t kind;                      /* mha: ATTN_MHA_*, with proj = Linformer's k or Nystrom's m */
+    int64_t proj;
     void *handle[2];
     attn_workspace *ws[2];
     double t[2][THREAD_COUNTS][MAX_RUNS];
 } ab_case;
 
+#define RNN(g, n, cell_, b, t, h, r, ...)                                                                           \
+    {.group = g, .name = n, .family = AB_RNN, .batch = b, .steps = t, .cell = cell_, .hidden = h, .rank = r,       \
+     .factors = {__VA_ARGS__}}
+#define LSTM(g, n, b, t, h, r, ...) RNN(g, n, ATTN_CELL_LSTM, b, t, h, r, __VA_ARGS__)
+#define NTM(n, b, t, slots_, c)                                                                                    \
+    {.group = "ntm", .name = n, .family = AB_NTM, .batch = b, .steps = t, .slots = slots_, .controller = c}
+#define MHA(n, len, kind_, proj_)                                                                                  \
+    {.group = "attention", .name = n, .family = AB_MHA, .batch = 1, .steps = len, .kind = kind_, .proj = proj_}
 static ab_case cases[] = {
-    {"lstm", "LSTM H=512 B=64 T=64 DENSE", 64, 64, 512, {0}, 0, 0, {0}, {0}, {{{0}}}},
-    {"kronecker", "LSTM H=512 B=64 T=64 8x8x8", 64, 64, 512, {8, 8, 8}, 0, 0, {0}, {0}, {{{0}}}},
-    {"kronecker", "LSTM H=512 B=64 T=64 2^9", 64, 64, 512, {2, 2, 2, 2, 2, 2, 2, 2, 2}, 0, 0, {0}, {0}, {{{0}}}},
-    {"kronecker", "LSTM H=1024 B=64 T=32 32x32", 64, 32, 1024, {32, 32}, 0, 0, {0}, {0}, {{{0}}}},
-    {"kronecker", "LSTM H=1024 B=64 T=32 2^10", 64, 32, 1024, {2, 2, 2, 2, 2, 2, 2, 2, 2, 2}, 0, 0, {0}, {0}, {{{0}}}},
-    {"ntm", "NTM N=128 B=32 T=16", 32, 16, 0, {0}, 128, 256, {0}, {0}, {{{0}}}},
-    {"ntm", "NTM N=1024 B=32 T=8", 32, 8, 0, {0}, 1024, 256, {0}, {0}, {{{0}}}},
-    {"ntm", "NTM N=16384 B=32 T=2", 32, 2, 0, {0}, 16384, 256, {0}, {0}, {{{0}}}},
-    {"ntm", "NTM N=4096 B=2 T=8", 2, 8, 0, {0}, 4096, 256, {0}, {0}, {{{0}}}},
-    {"ntm", "NTM N=131072 B=1 T=4", 1, 4, 0, {0}, 131072, 256, {0}, {0}, {{{0}}}},
-    {"ntm", "NTM N=8 B=64 T=64 (8x64, controller 64)", 64, 64, 0, {0}, 8, 64, {0}, {0}, {{{0}}}},
+    LSTM("lstm", "LSTM H=512 B=64 T=64 DENSE", 64, 64, 512, 0, 0),
+    LSTM("lowrank", "LSTM H=512 B=64 T=64 LOW_RANK r=64", 64, 64, 512, 64, 0),
+    LSTM("lowrank", "LSTM H=512 B=64 T=64 LOW_RANK r=128", 64, 64, 512, 128, 0),
+    RNN("lowrank", "GRU H=512 B=64 T=64 LOW_RANK r=64", ATTN_CELL_GRU, 64, 64, 512, 64, 0),
+    LSTM("kronecker", "LSTM H=512 B=64 T=64 8x8x8", 64, 64, 512, 0, 8, 8, 8),
+    LSTM("kronecker", "LSTM H=512 B=64 T=64 2^9", 64, 64, 512, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2),
+    LSTM("kronecker", "LSTM H=1024 B=64 T=32 32x32", 64, 32, 1024, 0, 32, 32),
+    LSTM("kronecker", "LSTM H=1024 B=64 T=32 2^10", 64, 32, 1024, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2),
+    NTM("NTM N=128 B=32 T=16", 32, 16, 128, 256),
+    NTM("NTM N=1024 B=32 T=8", 32, 8, 1024, 256),
+    NTM("NTM N=16384 B=32 T=2", 32, 2, 16384, 256),
+    NTM("NTM N=4096 B=2 T=8", 2, 8, 4096, 256),
+    NTM("NTM N=131072 B=1 T=4", 1, 4, 131072, 256),
+    NTM("NTM N=8 B=64 T=64 (8x64, controller 64)", 64, 64, 8, 64),
+    MHA("FULL N=512", 512, ATTN_MHA_FULL, 0),
+    MHA("FULL N=1024", 1024, ATTN_MHA_FULL, 0),
+    MHA("FULL N=4096", 4096, ATTN_MHA_FULL, 0),
+    MHA("LINFORMER N=4096 k=256", 4096, ATTN_MHA_LINFORMER, 256),
+    MHA("NYSTROM N=4096 m=64", 4096, ATTN_MHA_NYSTROM, 64),
 };
-enum { N_CASES = sizeof cases / sizeof cases[0] };
+#undef RNN
+#undef LSTM
+#undef NTM
+#undef MHA
+enum { N_CASES = sizeof cases / sizeof cases[0], MHA_EMBED = 512, MHA_HEADS = 8 };
 
 static float *x, *y; /* inputs and outputs large enough for every case */
 
@@ -96,7 +131,21 @@ static int create(const build *b, ab_case *c, int v)
 {
     if (b->workspace_create(&c->ws[v]))
         return 1;
-    if (c->slots) {
+    if (c->family == AB_MHA) {
+        attn_mha_options o;
+        b->mha_options_init(&o);
+        o.kind = c->kind;
+        o.embed_dim = MHA_EMBED;
+        o.num_heads = MHA_HEADS;
+        if (c->kind == ATTN_MHA_LINFORMER) {
+            o.max_seq_len = c->steps;
+            o.proj_len = c->proj;
+        }
+        if (c->kind == ATTN_MHA_NYSTROM)
+            o.num_landmarks = c->proj;
+        return b->mha_create((attn_mha **)&c->handle[v], &o) != ATTN_OK;
+    }
+    if (c->family == AB_NTM) {
         attn_memrnn_options o;
         b->memrnn_options_init(&o);
         o.input_size = o.output_size = 8;
@@ -107,9 +156,13 @@ static int create(const build *b, ab_case *c, int v)
     }
     attn_rnn_options o;
     b->rnn_options_init(&o);
-    o.cell = ATTN_CELL_LSTM;
+    o.cell = c->cell;
     o.input_size = 64;
     o.hidden_size = c->hidden;
+    if (c->rank) {
+        o.recurrence = ATTN_RECURRENCE_LOW_RANK;
+        o.rank = c->rank;
+    }
     for (int f = 0; c->factors[f]; f++) {
         o.recurrence = ATTN_RECURRENCE_KRONECKER;
         o.num_factors = f + 1;
@@ -124,9 +177,13 @@ static int create(const build *b, ab_case *c, int v)
 static double run(const build *b, const ab_case *c, int v)
 {
     const double t = bench_now();
-    attn_status st = c->slots ? b->memrnn_forward(c->handle[v], c->ws[v], c->batch, c->steps, x, y, NULL, NULL)
-                              : b->rnn_forward(c->handle[v], c->ws[v], c->batch, c->steps, x, NULL, NULL, y, NULL,
-                                               NULL);
+    attn_status st;
+    if (c->family == AB_MHA)
+        st = b->mha_forward(c->handle[v], c->ws[v], 1, c->steps, c->steps, x, x, x, NULL, y);
+    else if (c->family == AB_NTM)
+        st = b->memrnn_forward(c->handle[v], c->ws[v], c->batch, c->steps, x, y, NULL, NULL);
+    else
+        st = b->rnn_forward(c->handle[v], c->ws[v], c->batch, c->steps, x, NULL, NULL, y, NULL, NULL);
     return st == ATTN_OK ? bench_now() - t : -1.0;
 }
 
@@ -144,7 +201,8 @@ int main(int argc, char **argv)
     if (a + 1 < argc && !strcmp(argv[a], "--runs"))
         runs = atoi(argv[a + 1]), a += 2;
     if (argc - a < 2 || runs < 1 || runs > MAX_RUNS) {
-        fprintf(stderr, "usage: %s [--runs N (1..%d)] OLD/libattn.so NEW/libattn.so [lstm|kronecker|ntm ...]\n",
+        fprintf(stderr,
+                "usage: %s [--runs N (1..%d)] OLD/libattn.so NEW/libattn.so [lstm|lowrank|kronecker|ntm|attention ...]\n",
                 argv[0], MAX_RUNS);
         return 2;
     }
@@ -152,7 +210,8 @@ int main(int argc, char **argv)
     if (load(&builds[0], argv[a]) || load(&builds[1], argv[a + 1]))
         return 1;
     const int first_group = a + 2;
-    x = bench_random_floats((size_t)64 * 64 * 64, 1, 1.0f);
+    /* inputs: B*T*I of the recurrent cases, N*E of attention; outputs: B*T*H, N*E */
+    x = bench_random_floats((size_t)4096 * MHA_EMBED, 1, 1.0f);
     y = bench_random_floats((size_t)64 * 64 * 1024, 2, 0.0f);
     float *sa = bench_random_floats((size_t)SGEMM_SIZE * SGEMM_SIZE, 3, 1.0f);
     float *sb = bench_random_floats((size_t)SGEMM_SIZE * SGEMM_SIZE, 4, 1.0f);
