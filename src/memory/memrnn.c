@@ -509,6 +509,13 @@ typedef struct pair_task {
     float *partial_reads; /* [B, chunks, W]: DENSE's read, chunk by chunk */
 } pair_task;
 
+/* Batch element b's fc output of the pair's read head (k, beta, g, s, gamma: W + 6 floats), followed
+ * by its write head's (k, beta, g, s, gamma, e, a: 3W + 6). */
+static float *pair_heads(const pair_task *k, int64_t b)
+{
+    return k->heads + b * k->m->heads_len + k->pair * (4 * k->m->opt.memory_width + 12);
+}
+
 /* Chunks [first, end) of the batch's memories (chunk j: element j / chunks) against the pair's two
  * keys: d[0..n) = M k_read, d[n..2n) = M k_write, both GEMVs on a chunk while it is in cache, so
  * that the memory is read from DRAM once (one GEMM of both keys would first copy all of M into
@@ -517,11 +524,11 @@ static void similarity(const void *ctx, int64_t first, int64_t end)
 {
     const pair_task *k = ctx;
     const attn_memrnn_options *o = &k->m->opt;
-    const int64_t n = o->memory_slots, width = o->memory_width, hl = k->m->heads_len;
+    const int64_t n = o->memory_slots, width = o->memory_width;
     for (int64_t j = first; j < end; j++) {
         const int64_t b = j / k->chunks, row = j % k->chunks * k->chunk;
         const int64_t rows = n - row < k->chunk ? n - row : k->chunk;
-        const float *mem = k->mem + (b * n + row) * width, *k_read = k->heads + b * hl + k->pair * (4 * width + 12);
+        const float *mem = k->mem + (b * n + row) * width, *k_read = pair_heads(k, b);
         float *d = k->dots + b * 2 * n + row;
         attn__sgemv(false, rows, width, 1.0f, mem, width, k_read, 0.0f, d);
         attn__sgemv(false, rows, width, 1.0f, mem, width, k_read + width + 6, 0.0f, d + n);
@@ -535,11 +542,11 @@ static void address_pair(const void *ctx, int64_t first, int64_t end)
     const pair_task *k = ctx;
     const attn_memrnn_options *o = &k->m->opt;
     const int64_t n = o->memory_slots, width = o->memory_width, r = o->num_heads, kept = k->m->kept;
-    const int64_t hl = k->m->heads_len, i = k->pair;
+    const int64_t i = k->pair;
     for (int64_t b = first; b < end; b++) {
         float *mb = k->mem + b * n * width, *inv_norms = k->inv_norms + b * n, *rb = k->reads + (b * r + i) * width;
         float *d_read = k->dots + b * 2 * n, *d_write = d_read + n, *scratch = k->tmp + b * n;
-        float *o_read = k->heads + b * hl + i * (4 * width + 12), *o_write = o_read + width + 6;
+        float *o_read = pair_heads(k, b), *o_write = o_read + width + 6;
         float *w_read = k->weights + (b * 2 * r + 2 * i) * n, *w_write = w_read + n;
         int64_t *top_read = k->top ? k->top + (b * 2 * r + 2 * i) * kept : NULL;
         int64_t *top_write = top_read ? top_read + kept : NULL;
@@ -577,8 +584,7 @@ static void read_write_chunks(const void *ctx, int64_t first, int64_t end)
         float *mem = k->mem + (b * n + row) * width;
         const float *w_read = k->weights + (b * 2 * r + 2 * i) * n + row, *w_write = w_read + n;
         attn__sgemv(true, rows, width, 1.0f, mem, width, w_read, 0.0f, k->partial_reads + j * width);
-        write_rows(mem, k->inv_norms + b * n + row, width, w_write, NULL, rows,
-                   k->heads + b * k->m->heads_len + i * (4 * width + 12) + width + 6);
+        write_rows(mem, k->inv_norms + b * n + row, width, w_write, NULL, rows, pair_heads(k, b) + width + 6);
     }
 }
 

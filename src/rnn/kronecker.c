@@ -160,11 +160,30 @@ static void kron_grow(float *c, int64_t ldc, int64_t n, const float *k, int64_t 
         }
 }
 
-/* One mode product of every gate: factors [f, end) as one of size p, M = rows in blocks. */
+enum { MAX_GATES = 4 }; /* the LSTM's */
+
+/* Gate g's factor of size p applied in one mode product: K_{g,f}, or for a group [f, end) the
+ * Kronecker product K_{g,f} (x) K_{g,f+1} (x) ..., grown into `merged` (p x p) from the 1 x 1
+ * matrix 1. */
+static const float *mode_factor(const attn_rnn *rnn, const rnn_tensors *t, int64_t g, int64_t f, int64_t end,
+                                int64_t p, float *merged)
+{
+    if (end == f + 1)
+        return attn__params_cdata(rnn->params, t->rec[f]) + g * p * p;
+    int64_t n = 1;
+    merged[0] = 1.0f;
+    for (int64_t m = f; m < end; m++) {
+        const int64_t q = attn__rnn_factor(&rnn->opt, m);
+        kron_grow(merged, p, n, attn__params_cdata(rnn->params, t->rec[m]) + g * q * q, q);
+        n *= q;
+    }
+    return merged;
+}
+
+/* One mode product of every gate with its factor of size p; M = rows, in blocks. */
 typedef struct mode_task {
-    const attn_rnn *rnn;
-    const rnn_tensors *t;
-    int64_t f, end, p, rows, block, blocks;
+    const float *factor[MAX_GATES];
+    int64_t p, rows, block, blocks;
     const float *x; /* the first product's input, shared by the gates */
     float *rotated; /* gate g's ping-pong buffers at (2g, 2g + 1) * B*H */
     int64_t pass;
@@ -174,26 +193,13 @@ typedef struct mode_task {
 static void mode_blocks(const void *ctx, int64_t first, int64_t end)
 {
     const mode_task *k = ctx;
-    const attn_rnn_options *o = &k->rnn->opt;
     const int64_t p = k->p, bh = k->rows * p;
     for (int64_t j = first; j < end; j++) {
         const int64_t g = j / k->blocks, row = j % k->blocks * k->block;
         const int64_t rows = k->rows - row < k->block ? k->rows - row : k->block;
-        const float *kf = attn__params_cdata(k->rnn->params, k->t->rec[k->f]) + g * p * p;
-        float merged[MERGED_MAX * MERGED_MAX];
-        if (k->end > k->f + 1) { /* K_f (x) K_{f+1} (x) ..., grown from the 1 x 1 matrix 1 */
-            int64_t n = 1;
-            merged[0] = 1.0f;
-            for (int64_t m = k->f; m < k->end; m++) {
-                const int64_t q = attn__rnn_factor(o, m);
-                kron_grow(merged, p, n, attn__params_cdata(k->rnn->params, k->t->rec[m]) + g * q * q, q);
-                n *= q;
-            }
-            kf = merged;
-        }
         const float *src = k->pass ? k->rotated + (2 * g + (k->pass - 1) % 2) * bh : k->x;
         float *dst = k->rotated + (2 * g + k->pass % 2) * bh;
-        attn__sgemm(true, true, rows, p, p, 1.0f, src + row, k->rows, kf, p, 0.0f, dst + row * p, p);
+        attn__sgemm(true, true, rows, p, p, 1.0f, src + row, k->rows, k->factor[g], p, 0.0f, dst + row * p, p);
     }
 }
 
@@ -236,10 +242,14 @@ static void kron_apply(const attn_rnn *rnn, const rnn_tensors *t, attn_team *tea
     const transpose_task tr = {batch, n, ldh, h, x};
     attn__team_run(team, transpose, &tr, (n + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, 1, share);
     int64_t pass = 0;
+    float merged[MAX_GATES][MERGED_MAX * MERGED_MAX];
     for (int64_t f = 0, end; f < nf; f = end, pass++) {
         const int64_t p = merged_group(o, f, &end), rows = bh / p;
         const int64_t block = !share ? rows : SERIAL_GEMM_MNK / (p * p) > 0 ? SERIAL_GEMM_MNK / (p * p) : 1;
-        const mode_task task = {rnn, t, f, end, p, rows, block, (rows + block - 1) / block, x, rotated, pass};
+        mode_task task = {.p = p, .rows = rows, .block = block, .blocks = (rows + block - 1) / block, .x = x,
+                          .rotated = rotated, .pass = pass};
+        for (int64_t g = 0; g < rnn->gates; g++)
+            task.factor[g] = mode_factor(rnn, t, g, f, end, p, merged[g]);
         attn__team_run(team, mode_blocks, &task, rnn->gates * task.blocks, 1, share);
     }
     /* Each gate's W_g h is now B x H rows in its last buffer. */
